@@ -1,0 +1,76 @@
+"""Figures a person reads (prediction curves, confusion matrices), sent to every logger that shows images
+and saved as PNG in the run directory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from matplotlib.figure import Figure  # the object API needs no GUI backend and no global pyplot state
+from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
+
+
+def plot_sequences(
+    inputs: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, title: str, max_sequences: int = 4
+) -> Figure:
+    """Input, true target and prediction per step for a few sequences, each ``(batch, time, 1)``."""
+    count = min(max_sequences, inputs.shape[0])
+    fig = Figure(figsize=(10, 2.2 * count), layout="constrained")
+    axes = fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0]
+    steps = np.arange(inputs.shape[1])
+    for i, ax in enumerate(axes):
+        ax.plot(steps, inputs[i, :, 0].cpu().float().numpy(), color="0.7", lw=1, label="input")
+        ax.plot(steps, targets[i, :, 0].cpu().float().numpy(), color="C0", lw=2, label="target")
+        ax.plot(steps, preds[i, :, 0].cpu().float().numpy(), color="C1", lw=1.5, ls="--", label="prediction")
+        ax.set_ylabel(f"seq {i}")
+    axes[0].legend(loc="upper right", ncols=3, fontsize="small")
+    axes[0].set_title(title)
+    axes[-1].set_xlabel("time step")
+    return fig
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], title: str) -> Figure:
+    """Counts of (true, predicted) pairs, rows normalised for colour so rare classes stay readable."""
+    counts = matrix.cpu().long().numpy()
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(5.0, 0.55 * len(class_names) + 2)
+    fig = Figure(figsize=(size + 1, size), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(image, ax=ax, label="fraction of true class")
+    ticks = np.arange(len(class_names))
+    ax.set_xticks(ticks, class_names, rotation=45, ha="right")
+    ax.set_yticks(ticks, class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (row, col), count in np.ndenumerate(counts):
+        ax.text(
+            col,
+            row,
+            str(count),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if rates[row, col] > 0.5 else "black",
+        )
+    ax.set_title(title)
+    return fig
+
+
+def publish_figure(trainer: pl.Trainer, name: str, fig: Figure) -> Path | None:
+    """Save ``fig`` under ``<run dir>/figures/`` and send it to the loggers that display images (rank 0)."""
+    if not trainer.is_global_zero:
+        return None
+    folder = Path(trainer.default_root_dir) / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name.replace('/', '_')}_epoch{trainer.current_epoch:03d}.png"
+    fig.savefig(path, dpi=100)
+    for logger in trainer.loggers:
+        if isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_figure(name, fig, global_step=trainer.global_step, close=False)
+        elif isinstance(logger, WandbLogger):
+            logger.log_image(key=name, images=[str(path)])
+    return path

@@ -1,0 +1,134 @@
+"""The recurrent network: torch's fused nn.RNN / nn.LSTM / nn.GRU plus a linear readout head."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from rnnexp.errors import ConfigError
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+NONLINEARITIES = ("tanh", "relu")
+POOLINGS = ("last", "mean")
+
+Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class RecurrentSpec:
+    """What the ``model`` config group chooses; validated on construction, before any data is read.
+
+    Input and output sizes are not here: they come from the datamodule.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = False
+    dropout: float = 0.0
+    nonlinearity: str | None = None
+    pooling: str = "last"
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ConfigError(f"model.cell={self.cell!r} is not a known cell; choose one of {sorted(CELLS)}.")
+        for key in ("hidden_size", "num_layers"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"model.{key}={value!r} must be a positive integer (e.g. model.{key}=2).")
+        if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"model.dropout={self.dropout!r} must be in [0, 1) (e.g. model.dropout=0.2).")
+        if self.nonlinearity is not None:
+            if self.cell != "rnn":
+                raise ConfigError(
+                    f"model.nonlinearity={self.nonlinearity!r} is set but model.cell={self.cell!r} has no "
+                    "choice of nonlinearity; it applies to model.cell=rnn only (use model=rnn, or remove it)."
+                )
+            if self.nonlinearity not in NONLINEARITIES:
+                raise ConfigError(
+                    f"model.nonlinearity={self.nonlinearity!r} is unknown; choose one of {list(NONLINEARITIES)}."
+                )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling={self.pooling!r} is unknown; choose one of {list(POOLINGS)}.")
+
+    @classmethod
+    def coerce(cls, spec: RecurrentSpec | Mapping[str, Any]) -> RecurrentSpec:
+        """Accept a spec or its dict form (how it is stored in checkpoints)."""
+        return spec if isinstance(spec, cls) else cls(**dict(spec))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def build_recurrent_layer(spec: RecurrentSpec, input_size: int) -> nn.RNNBase:
+    """The fused multi-layer torch RNN module that ``spec`` describes (batch_first)."""
+    kwargs: dict[str, Any] = {
+        "input_size": input_size,
+        "hidden_size": spec.hidden_size,
+        "num_layers": spec.num_layers,
+        "bidirectional": spec.bidirectional,
+        # torch applies dropout between stacked layers only; with one layer it would only warn.
+        "dropout": spec.dropout if spec.num_layers > 1 else 0.0,
+        "batch_first": True,
+    }
+    if spec.cell == "rnn":
+        kwargs["nonlinearity"] = spec.nonlinearity or "tanh"
+    return CELLS[spec.cell](**kwargs)
+
+
+def final_hidden(hidden: Hidden) -> torch.Tensor:
+    """h_n of an RNN/GRU, or of an LSTM's (h_n, c_n): shape (layers * directions, batch, hidden)."""
+    return hidden[0] if isinstance(hidden, tuple) else hidden
+
+
+class RecurrentNet(nn.Module):
+    """Sequence in, prediction out: ``(batch, time, input_size)`` → ``(batch, output_size)`` or, when
+    ``per_step`` is true (many-to-many), ``(batch, time, output_size)``.
+
+    Many-to-one readout uses ``spec.pooling``: ``last`` is the final hidden state of the top layer (both
+    directions when bidirectional, so the backward direction contributes its state after reading the whole
+    sequence), ``mean`` averages the top layer's outputs over time.
+    """
+
+    def __init__(self, spec: RecurrentSpec, input_size: int, output_size: int, per_step: bool = False):
+        super().__init__()
+        self.spec = spec
+        self.input_size = input_size
+        self.output_size = output_size
+        self.per_step = per_step
+        self.rnn = build_recurrent_layer(spec, input_size)
+        directions = 2 if spec.bidirectional else 1
+        self.head = nn.Linear(spec.hidden_size * directions, output_size)
+
+    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> torch.Tensor:
+        outputs, hidden = self.rnn(x, hidden)  # outputs: (batch, time, hidden * directions)
+        if self.per_step:
+            return self.head(outputs)
+        if self.spec.pooling == "mean":
+            return self.head(outputs.mean(dim=1))
+        h_n = final_hidden(hidden)
+        directions = 2 if self.spec.bidirectional else 1
+        top = h_n[-directions:]  # (directions, batch, hidden): the top layer, each direction's last state
+        return self.head(top.transpose(0, 1).reshape(x.shape[0], -1))
+
+    def describe(self) -> dict[str, Any]:
+        """Everything needed to rebuild this network (stored in checkpoints)."""
+        return {
+            "spec": self.spec.as_dict(),
+            "input_size": self.input_size,
+            "output_size": self.output_size,
+            "per_step": self.per_step,
+        }
+
+    @classmethod
+    def from_description(cls, description: Mapping[str, Any]) -> RecurrentNet:
+        return cls(
+            RecurrentSpec.coerce(description["spec"]),
+            input_size=description["input_size"],
+            output_size=description["output_size"],
+            per_step=description["per_step"],
+        )

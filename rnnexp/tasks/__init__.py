@@ -1,0 +1,7 @@
+"""LightningModules: what is learned (loss, metrics, figures) around a RecurrentNet."""
+
+from rnnexp.tasks.base import SequenceTask
+from rnnexp.tasks.classifier import SequenceClassifier
+from rnnexp.tasks.regressor import SequenceRegressor
+
+__all__ = ["SequenceClassifier", "SequenceRegressor", "SequenceTask"]

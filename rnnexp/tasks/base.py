@@ -1,0 +1,96 @@
+"""What every task shares: the network, one model_step for all stages, optimizers and the gradient norm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torchmetrics import MeanMetric
+
+from rnnexp.network import RecurrentNet
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+SchedulerFactory = Callable[..., Any]
+
+
+class SequenceTask(pl.LightningModule):
+    """Base LightningModule: subclasses define ``loss``, ``update_metrics`` and the metric objects.
+
+    The network, optimizer and scheduler arrive as objects (Hydra builds the last two with ``_partial_``),
+    so a task never parses strings; the network's spec is stored in each checkpoint so
+    ``rnnexp.checkpoints.load_task`` can rebuild it.
+    """
+
+    def __init__(
+        self,
+        net: RecurrentNet,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str | None = None,
+        log_figures: bool = True,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        self.net = net
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.scheduler_monitor = scheduler_monitor
+        self.last_grad_norm: torch.Tensor | None = None
+        # Batch-size-weighted mean loss per stage: every task logs a comparable `<stage>/loss`.
+        self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        """Update and log the stage's torchmetrics objects (logged per epoch, computed by torchmetrics)."""
+        raise NotImplementedError
+
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        inputs, targets = batch  # inputs: (batch, time, features)
+        preds = self(inputs)
+        loss = self.loss(preds, targets)
+        mean_loss = getattr(self, f"{stage}_loss")
+        mean_loss(loss.detach(), weight=inputs.shape[0])
+        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.update_metrics(stage, preds.detach(), targets)
+        return {"loss": loss, "preds": preds.detach()}
+
+    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.model_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.model_step(batch, "val")
+
+    def test_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
+        return self.model_step(batch, "test")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Lightning calls this after backward and before gradient clipping: the norm logged is the raw one.
+        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        if grads:
+            self.last_grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
+            self.log("train/grad_norm", self.last_grad_norm, on_step=True, on_epoch=False)
+
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise RuntimeError("SequenceTask needs an optimizer factory to train (the `optimizer` config).")
+        optimizer = self.optimizer_factory(params=self.parameters())
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        config: dict[str, Any] = {"scheduler": scheduler, "interval": "epoch"}
+        if self.scheduler_monitor:
+            config["monitor"] = self.scheduler_monitor
+        return {"optimizer": optimizer, "lr_scheduler": config}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["rnnexp"] = {
+            "task": f"{type(self).__module__}.{type(self).__qualname__}",
+            "net": self.net.describe(),
+        }

@@ -1,0 +1,67 @@
+"""Many-to-one classification: one label per sequence (e.g. an MNIST digit read row by row)."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+from torchmetrics import MaxMetric
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+
+from rnnexp.figures import plot_confusion_matrix, publish_figure
+from rnnexp.network import RecurrentNet
+from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+
+
+class SequenceClassifier(SequenceTask):
+    """Cross-entropy on logits ``(batch, classes)``; accuracy per stage, best val accuracy, and a
+    confusion matrix on the test split (figure + ``test_confusion`` for results.json)."""
+
+    def __init__(
+        self,
+        net: RecurrentNet,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str | None = None,
+        log_figures: bool = True,
+    ):
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
+        if net.per_step:
+            raise ValueError("SequenceClassifier needs a many-to-one network (per_step=False)")
+        classes = net.output_size
+        accuracy = MulticlassAccuracy(classes, average="micro")
+        self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
+        self.val_acc_best = MaxMetric()
+        self.confusion = MulticlassConfusionMatrix(classes)
+        self.test_confusion: torch.Tensor | None = None
+
+    def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(preds, targets)
+
+    def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        accuracy = getattr(self, f"{stage}_acc")
+        accuracy(preds, targets)
+        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        if stage == "test":
+            self.confusion.update(preds, targets)
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count as the best epoch.
+        self.val_acc_best.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self.val_acc_best(self.val_acc.compute())
+        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+
+    def on_test_epoch_start(self) -> None:
+        self.confusion.reset()
+
+    def on_test_epoch_end(self) -> None:
+        self.test_confusion = self.confusion.compute()
+        if self.hparams.log_figures:
+            names = getattr(self.trainer.datamodule, "class_names", None) or [
+                str(i) for i in range(self.net.output_size)
+            ]
+            fig = plot_confusion_matrix(self.test_confusion, names, "test confusion matrix")
+            publish_figure(self.trainer, "test/confusion_matrix", fig)

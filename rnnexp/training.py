@@ -1,0 +1,118 @@
+"""The training job: compose objects from the config, fit, test the best checkpoint, write results.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from rnnexp.errors import RnnexpError
+from rnnexp.network import RecurrentNet, RecurrentSpec
+
+log = logging.getLogger(__name__)
+
+
+def instantiate(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` that surfaces rnnexp's own errors instead of Hydra's wrapper."""
+    try:
+        return hydra.utils.instantiate(node, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, RnnexpError):
+            raise cause from None
+        raise
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Every entry of a group like ``callbacks`` or ``logger`` that has a ``_target_``."""
+    if not group:
+        return []
+    return [
+        instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node
+    ]
+
+
+def build_task(
+    cfg: DictConfig, spec: RecurrentSpec, datamodule: pl.LightningDataModule
+) -> pl.LightningModule:
+    """The task's network takes its input/output sizes from the datamodule, never from the user."""
+    net = RecurrentNet(
+        spec,
+        input_size=datamodule.input_size,
+        output_size=datamodule.output_size,
+        per_step=datamodule.per_step,
+    )
+    optimizer, scheduler = instantiate(cfg.optimizer), instantiate(cfg.get("scheduler"))
+    return instantiate(cfg.task, net=net, optimizer=optimizer, scheduler=scheduler)
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    return {
+        key: float(value) for key, value in sorted(metrics.items()) if torch.as_tensor(value).numel() == 1
+    }
+
+
+def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
+    started = time.time()
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("seed") is not None:
+        pl.seed_everything(cfg.seed, workers=True)
+
+    # Validate and build the cheap objects first: a bad model.* value fails before any data is read.
+    spec: RecurrentSpec = instantiate(cfg.model)
+    datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    task = build_task(cfg, spec, datamodule)
+
+    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    for logger in trainer.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+
+    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_metrics = scalar_metrics(trainer.callback_metrics)
+    best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+
+    test_metrics: dict[str, float] = {}
+    if cfg.get("test"):
+        if not best_ckpt:
+            log.warning("No best checkpoint was saved; testing the weights as they are after training.")
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_ckpt or None, weights_only=False)
+        test_metrics = {
+            k: v for k, v in scalar_metrics(trainer.callback_metrics).items() if k.startswith("test/")
+        }
+
+    all_metrics = {**fit_metrics, **test_metrics}
+    objective_name = cfg.get("optimized_metric")
+    if objective_name and objective_name not in all_metrics:
+        raise RnnexpError(
+            f"optimized_metric={objective_name!r} was not logged; logged metrics are {sorted(all_metrics)}."
+        )
+    results: dict[str, Any] = {
+        "run_dir": str(output_dir),
+        "optimized_metric": objective_name,
+        "objective": all_metrics.get(objective_name) if objective_name else None,
+        "train": {k: v for k, v in fit_metrics.items() if k.startswith("train/")},
+        "val": {k: v for k, v in fit_metrics.items() if k.startswith("val/")},
+        "test": test_metrics,
+        "best_ckpt_path": best_ckpt,
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "duration_s": round(time.time() - started, 2),
+    }
+    confusion = getattr(task, "test_confusion", None)
+    if confusion is not None:
+        results["test_confusion_matrix"] = confusion.cpu().tolist()
+    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    return results, {"cfg": cfg, "datamodule": datamodule, "task": task, "trainer": trainer}

@@ -1,0 +1,15 @@
+"""Train one recurrent model, or sweep many with -m: `python train.py model=gru`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from rnnexp.run import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
