@@ -9,7 +9,6 @@ from typing import Any
 import torch
 
 from rnnexp.errors import DataError
-from rnnexp.network import RecurrentNet
 from rnnexp.tasks.base import SequenceTask
 
 
@@ -29,16 +28,20 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return checkpoint
 
 
+def rnnexp_class(name: str, path: str | Path) -> type:
+    """Resolve a class named in a checkpoint, refusing anything outside rnnexp."""
+    module_name, _, class_name = name.rpartition(".")
+    if not module_name.startswith("rnnexp."):
+        raise DataError(f"Checkpoint {path} names class {name}, which is not part of rnnexp.")
+    return getattr(importlib.import_module(module_name), class_name)
+
+
 def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> SequenceTask:
     """A ready-to-use task (eval mode) from an rnnexp checkpoint; no optimizer is attached."""
     checkpoint = read_checkpoint(path)
-    module_name, _, class_name = checkpoint["rnnexp"]["task"].rpartition(".")
-    if not module_name.startswith("rnnexp."):
-        raise DataError(
-            f"Checkpoint {path} names task {module_name}.{class_name}, which is not an rnnexp task."
-        )
-    task_class = getattr(importlib.import_module(module_name), class_name)
-    net = RecurrentNet.from_description(checkpoint["rnnexp"]["net"])
+    task_class = rnnexp_class(checkpoint["rnnexp"]["task"], path)
+    net_class = rnnexp_class(checkpoint["rnnexp"].get("net_class", "rnnexp.network.RecurrentNet"), path)
+    net = net_class.from_description(checkpoint["rnnexp"]["net"])
     task = task_class(net=net, **checkpoint.get("hyper_parameters", {}))
     task.load_state_dict(checkpoint["state_dict"])
     return task.to(map_location).eval()

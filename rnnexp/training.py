@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.errors import RnnexpError
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.network import RecurrentSpec
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +43,8 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
 def build_task(
     cfg: DictConfig, spec: RecurrentSpec, datamodule: pl.LightningDataModule
 ) -> pl.LightningModule:
-    """The task's network takes its input/output sizes from the datamodule, never from the user."""
-    net = RecurrentNet(
-        spec,
-        input_size=datamodule.input_size,
-        output_size=datamodule.output_size,
-        per_step=datamodule.per_step,
-    )
+    """The task's network takes its sizes from the datamodule, never from the user."""
+    net = hydra.utils.get_class(cfg.task._target_).build_net(spec, datamodule)
     optimizer, scheduler = instantiate(cfg.optimizer), instantiate(cfg.get("scheduler"))
     return instantiate(cfg.task, net=net, optimizer=optimizer, scheduler=scheduler)
 
@@ -88,7 +83,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("test"):
         if not best_ckpt:
             log.warning("No best checkpoint was saved; testing the weights as they are after training.")
-        trainer.test(task, datamodule=datamodule, ckpt_path=best_ckpt or None, weights_only=False)
+        trainer.test(task, datamodule=datamodule, ckpt_path=best_ckpt or None, weights_only=True)
         test_metrics = {
             k: v for k, v in scalar_metrics(trainer.callback_metrics).items() if k.startswith("test/")
         }

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from torch import nn
 from torchmetrics import MeanMetric
 
-from rnnexp.network import RecurrentNet
+from rnnexp.network import RecurrentNet, RecurrentSpec
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -40,6 +41,16 @@ class SequenceTask(pl.LightningModule):
         self.last_grad_norm: torch.Tensor | None = None
         # Batch-size-weighted mean loss per stage: every task logs a comparable `<stage>/loss`.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+    @classmethod
+    def build_net(cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule) -> nn.Module:
+        """The network this task trains, sized by the datamodule (a task with another network overrides it)."""
+        return RecurrentNet(
+            spec,
+            input_size=datamodule.input_size,
+            output_size=datamodule.output_size,
+            per_step=datamodule.per_step,
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -91,6 +102,11 @@ class SequenceTask(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["rnnexp"] = {
-            "task": f"{type(self).__module__}.{type(self).__qualname__}",
+            "task": qualified_name(type(self)),
+            "net_class": qualified_name(type(self.net)),
             "net": self.net.describe(),
         }
+
+
+def qualified_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
