@@ -60,13 +60,17 @@ def plot_confusion_matrix(matrix: torch.Tensor, class_names: Sequence[str], titl
     return fig
 
 
-def publish_figure(trainer: pl.Trainer, name: str, fig: Figure) -> Path | None:
-    """Save ``fig`` under ``<run dir>/figures/`` and send it to the loggers that display images (rank 0)."""
+def publish_figure(trainer: pl.Trainer, name: str, fig: Figure, per_epoch: bool = True) -> Path | None:
+    """Save ``fig`` under ``<run dir>/figures/`` and send it to the loggers that display images (rank 0).
+
+    ``per_epoch`` figures keep one PNG per epoch (``<name>_epoch003.png``) so their history stays readable.
+    """
     if not trainer.is_global_zero:
         return None
     folder = Path(trainer.default_root_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name.replace('/', '_')}_epoch{trainer.current_epoch:03d}.png"
+    stem = name.replace("/", "_")
+    path = folder / (f"{stem}_epoch{trainer.current_epoch:03d}.png" if per_epoch else f"{stem}.png")
     fig.savefig(path, dpi=100)
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):

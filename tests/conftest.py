@@ -32,6 +32,8 @@ def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
         cfg.hydra.runtime.output_dir = str(run_dir)
         cfg.print_config = False
     HydraConfig.instance().set_config(cfg)  # lets `${hydra:...}` resolve outside a real Hydra run
+    with open_dict(cfg):
+        del cfg.hydra  # a real run's job config has no `hydra` node either
     return cfg
 
 

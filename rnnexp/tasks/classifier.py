@@ -64,4 +64,4 @@ class SequenceClassifier(SequenceTask):
                 str(i) for i in range(self.net.output_size)
             ]
             fig = plot_confusion_matrix(self.test_confusion, names, "test confusion matrix")
-            publish_figure(self.trainer, "test/confusion_matrix", fig)
+            publish_figure(self.trainer, "test/confusion_matrix", fig, per_epoch=False)

@@ -1,0 +1,180 @@
+"""MNIST-family images read row by row: 28 time steps of 28 pixels, one label per image."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets as tv_datasets
+
+from rnnexp.data.batching import TensorBatchDataset, tensor_batches
+from rnnexp.errors import ConfigError, DataError
+
+VARIANTS: dict[str, type[tv_datasets.MNIST]] = {
+    "mnist": tv_datasets.MNIST,
+    "fashion": tv_datasets.FashionMNIST,
+    "kmnist": tv_datasets.KMNIST,
+}
+IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def offline_hint(variant: str, raw: Path) -> str:
+    """What to do without network: where the files go, and an offline source where one exists."""
+    hint = f"Put the four IDX files (gzipped or extracted) into {raw} from a machine with network"
+    debian = "/usr/share/datasets/fashion-mnist"
+    if variant == "fashion":
+        return (
+            f"{hint}, or use Debian's package dataset-fashion-mnist: `apt-get install dataset-fashion-mnist && "
+            f"mkdir -p {raw} && cp {debian}/*.gz {raw}/`. Or point datamodule.data_dir at a torchvision root "
+            "that already has them."
+        )
+    return (
+        f"{hint}, or point datamodule.data_dir at a torchvision root that already has them. Offline, "
+        f"datamodule.variant=fashion can use the real Fashion-MNIST files of Debian's package dataset-fashion-mnist."
+    )
+
+
+def raw_folder(data_dir: str | Path, variant: str) -> Path:
+    """Where torchvision keeps a variant's IDX files: ``<data_dir>/<ClassName>/raw``."""
+    return Path(data_dir) / VARIANTS[variant].__name__ / "raw"
+
+
+def extract_gzipped(raw: Path) -> None:
+    """Unpack ``<name>.gz`` next to itself when only the gzipped IDX file is present (torchvision reads raw)."""
+    for name in IDX_FILES:
+        target, packed = raw / name, raw / f"{name}.gz"
+        if not target.exists() and packed.exists():
+            with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
+    """Exact mean and std of uint8 pixels scaled to [0, 1], from a 256-bin histogram (no float copy)."""
+    counts = torch.bincount(images.flatten(), minlength=256).double()
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    mean = (counts * values).sum() / counts.sum()
+    var = (counts * (values - mean) ** 2).sum() / counts.sum()
+    return mean.item(), max(var.sqrt().item(), 1e-6)
+
+
+class MnistRows(pl.LightningDataModule):
+    """MNIST / Fashion-MNIST / KMNIST as ``(N, 28, 28)`` uint8 tensors in memory; rows are time steps.
+
+    Bytes stay uint8 until a batch reaches its device (4x less to copy), where they become standardised
+    floats in ``on_after_batch_transfer``.
+    """
+
+    input_size = 28
+    output_size = 10
+    per_step = False
+
+    def __init__(
+        self,
+        variant: str = "mnist",
+        data_dir: str = "data",
+        download: bool = True,
+        val_size: int = 5000,
+        batch_size: int = 128,
+        split_seed: int = 0,
+    ):
+        super().__init__()
+        if variant not in VARIANTS:
+            raise ConfigError(f"datamodule.variant={variant!r} is unknown; choose one of {sorted(VARIANTS)}.")
+        if batch_size <= 0:
+            raise ConfigError(f"datamodule.batch_size={batch_size!r} must be a positive integer.")
+        if val_size < 0:
+            raise ConfigError(f"datamodule.val_size={val_size!r} must be >= 0.")
+        self.save_hyperparameters()
+        self.variant = variant
+        self.data_dir = Path(data_dir)
+        self.batch_size = batch_size
+        self.class_names: list[str] = list(VARIANTS[variant].classes)
+        self.datasets: dict[str, TensorBatchDataset] = {}
+        self.mean, self.std = 0.0, 1.0
+
+    @property
+    def raw(self) -> Path:
+        return raw_folder(self.data_dir, self.variant)
+
+    def _missing_files(self) -> list[str]:
+        return [name for name in IDX_FILES if not (self.raw / name).exists()]
+
+    def prepare_data(self) -> None:
+        if self.raw.exists():
+            extract_gzipped(self.raw)
+        if not self._missing_files():
+            return
+        problem = f"{self.variant} files are missing in {self.raw}: {', '.join(self._missing_files())}."
+        if not self.hparams.download:
+            raise DataError(f"{problem} datamodule.download=false. " + offline_hint(self.variant, self.raw))
+        try:
+            for train in (True, False):
+                VARIANTS[self.variant](str(self.data_dir), train=train, download=True)
+        except Exception as err:  # torchvision raises RuntimeError / URLError / OSError when offline
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+            reason = lines[-1] if lines else type(err).__name__  # torchvision's last line holds the cause
+            raise DataError(
+                f"{problem} Downloading them failed ({reason}). " + offline_hint(self.variant, self.raw)
+            ) from None
+
+    def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            split = VARIANTS[self.variant](str(self.data_dir), train=train, download=False)
+        except Exception as err:
+            raise DataError(
+                f"Could not read the {self.variant} {'training' if train else 'test'} IDX files in {self.raw} "
+                f"({type(err).__name__}: {err}). They may be truncated or corrupt: delete them and download "
+                "again, or copy intact files there."
+            ) from None
+        images, labels = split.data, split.targets
+        if (
+            images.dim() != 3
+            or tuple(images.shape[1:]) != (28, 28)
+            or images.shape[0] != labels.shape[0]
+            or images.dtype != torch.uint8
+        ):
+            raise DataError(
+                f"{self.raw}: expected uint8 images of shape (N, 28, 28) and N labels, got images "
+                f"{tuple(images.shape)} {images.dtype} and {labels.shape[0]} labels."
+            )
+        return images, labels.long()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        self.prepare_data()  # idempotent; makes setup work when called outside a Trainer
+        images, labels = self._load(train=True)
+        val = self.hparams.val_size
+        if val >= len(images):
+            raise ConfigError(
+                f"datamodule.val_size={val} leaves no training images: {self.raw} holds {len(images)}."
+            )
+        order = torch.randperm(len(images), generator=torch.Generator().manual_seed(self.hparams.split_seed))
+        train_idx, val_idx = order[val:], order[:val]
+        self.mean, self.std = pixel_mean_std(images[train_idx])
+        self.datasets["train"] = TensorBatchDataset(images[train_idx], labels[train_idx])
+        self.datasets["val"] = TensorBatchDataset(images[val_idx], labels[val_idx])
+        self.datasets["test"] = TensorBatchDataset(*self._load(train=False))
+
+    def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
+        images, labels = batch
+        rows = (images.float() / 255.0 - self.mean) / self.std  # (batch, time=rows, features=cols)
+        return rows, labels
+
+    def train_dataloader(self) -> DataLoader:
+        return tensor_batches(self.datasets["train"], self.batch_size, shuffle=True, trainer=self.trainer)
+
+    def val_dataloader(self) -> DataLoader:
+        return tensor_batches(self.datasets["val"], self.batch_size, shuffle=False, trainer=self.trainer)
+
+    def test_dataloader(self) -> DataLoader:
+        return tensor_batches(self.datasets["test"], self.batch_size, shuffle=False, trainer=self.trainer)
