@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnexp.checkpoints import load_task
 from rnnexp.errors import TrainingError
@@ -82,7 +83,8 @@ def test_a_run_leaves_results_config_checkpoints_and_figures(make_cfg):
         "val_predictions_epoch000.png",
         "val_predictions_epoch001.png",
     ]
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(run_dir / "tensorboard")).Reload()
+    assert "val/predictions" in events.Tags()["images"]  # the figure reached TensorBoard too
     assert (run_dir / "csv" / "metrics.csv").is_file()
     task = load_task(saved["best_ckpt_path"])  # weights_only load, net rebuilt from the stored spec
     assert task(torch.zeros(2, 5, 1)).shape == (2, 5, 1)
