@@ -9,7 +9,8 @@ from typing import Any
 import torch
 
 from rnnexp.errors import DataError
-from rnnexp.tasks.base import SequenceTask
+from rnnexp.resume import flatten
+from rnnexp.tasks.base import SequenceTask, qualified_name
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -34,6 +35,56 @@ def rnnexp_class(name: str, path: str | Path) -> type:
     if not module_name.startswith("rnnexp."):
         raise DataError(f"Checkpoint {path} names class {name}, which is not part of rnnexp.")
     return getattr(importlib.import_module(module_name), class_name)
+
+
+def describe_value(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def network_differences(stored: dict[str, Any], configured: dict[str, Any]) -> list[str]:
+    """Readable ``key: checkpoint vs config`` lines for two network descriptions (``net.describe()``)."""
+    old, new = flatten(stored), flatten(configured)
+    lines = []
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            label = (
+                "model." + key.removeprefix("spec.") if key.startswith("spec.") else f"the network's {key}"
+            )
+            lines.append(
+                f"{label} is {describe_value(old.get(key, '<unset>'))} in the checkpoint but "
+                f"{describe_value(new.get(key, '<unset>'))} in the config"
+            )
+    return lines
+
+
+def check_fits(path: str | Path, task: SequenceTask) -> dict[str, Any]:
+    """Refuse, before training starts, a checkpoint whose task or network differs from the configured one;
+    the message names the file and every differing key. Returns the checkpoint."""
+    checkpoint = read_checkpoint(path)
+    stored = checkpoint["rnnexp"]
+    problems = []
+    if stored.get("task") != qualified_name(type(task)):
+        problems.append(
+            f"the task is {stored.get('task')} in the checkpoint but {qualified_name(type(task))} in the config"
+        )
+    problems += network_differences(stored.get("net", {}), task.net.describe())
+    if not problems:
+        expected = {key: tuple(value.shape) for key, value in task.state_dict().items()}
+        found = {key: tuple(value.shape) for key, value in checkpoint["state_dict"].items()}
+        problems += [
+            f"weight {key} has shape {found.get(key, 'none')} in the checkpoint but {expected.get(key, 'none')} "
+            "in the config"
+            for key in sorted(set(expected) | set(found))
+            if expected.get(key) != found.get(key)
+        ][:5]
+    if problems:
+        raise DataError(
+            f"Checkpoint {path} does not fit the configured model: {'; '.join(problems)}. Resume with the "
+            "configuration it was trained with (config.yaml in its run directory), or leave ckpt_path out to "
+            "start a new run."
+        )
+    return checkpoint
 
 
 def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> SequenceTask:

@@ -1,15 +1,21 @@
-"""Run hygiene around ``train``: show the config, turn user errors into one paragraph, close wandb,
-print where the results are."""
+"""Run hygiene around ``train``: show the config, turn user errors into one paragraph, record a failed job,
+set up and close wandb (offline without an API key, one run per multirun job), print where the results are."""
 
 from __future__ import annotations
 
+import json
 import logging
+import netrc
+import os
 import sys
+import time
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
@@ -19,11 +25,68 @@ from rnnexp.training import train
 log = logging.getLogger("rnnexp")
 
 
-def finish_wandb() -> None:
-    """Close the wandb run if one is open, so the next multirun job starts its own."""
+def wandb_credentials_found() -> bool:
+    """Whether wandb could log in without asking: an API key in the environment or in the netrc file.
+
+    Checked before any wandb call, because wandb would otherwise prompt, or try the network for minutes.
+    """
+    if os.environ.get("WANDB_API_KEY") or os.environ.get("WANDB_IDENTITY_TOKEN_FILE"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    path = Path(os.environ.get("NETRC", "~/.netrc")).expanduser()
+    try:
+        return path.is_file() and netrc.netrc(path).authenticators(host) is not None
+    except (netrc.NetrcParseError, OSError):
+        return False
+
+
+def prepare_wandb(cfg: DictConfig) -> None:
+    """For ``logger=wandb``: in a multirun, group the jobs by sweep and name each after its job number; with
+    no API key and no WANDB_MODE chosen, log offline instead of prompting."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    if not isinstance(node, DictConfig):
+        return
+    if is_multirun():
+        sweep_name = Path(HydraConfig.get().sweep.dir).name
+        with open_dict(node):
+            node.group = node.get("group") or sweep_name
+            node.name = node.get("name") or f"{sweep_name}-{HydraConfig.get().job.num}"
+    if "WANDB_MODE" not in os.environ and not wandb_credentials_found():
+        os.environ["WANDB_MODE"] = "offline"  # also for the later jobs of a multirun
+        log.warning(
+            "wandb: no API key found (WANDB_API_KEY is unset and ~/.netrc has no entry), so runs are logged "
+            "offline under <run dir>/wandb/. To upload them: `wandb login`, then "
+            "`wandb sync <run dir>/wandb/offline-run-*`. Set WANDB_MODE=offline to silence this."
+        )
+
+
+def finish_wandb(exit_code: int = 0) -> None:
+    """Close the wandb run if one is open, so the next multirun job starts its own; say how to upload an
+    offline run."""
     wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
-        wandb.finish()
+    run = getattr(wandb, "run", None) if wandb is not None else None
+    if run is None:
+        return
+    offline = bool(getattr(run.settings, "_offline", False))
+    sync_dir = getattr(run.settings, "sync_dir", None)
+    wandb.finish(exit_code=exit_code)
+    if offline and sync_dir:
+        log.info("wandb: offline run saved in %s; upload it with `wandb sync %s`", sync_dir, sync_dir)
+
+
+def record_failure(cfg: DictConfig, err: BaseException, started: float) -> None:
+    """Write ``failure.json`` next to where results.json would be, so a sweep review lists the failed job
+    with its reason (Hydra keeps only the exception in memory)."""
+    output_dir = Path(cfg.paths.output_dir)
+    if not output_dir.is_dir():
+        return
+    failure = {
+        "status": "failed",
+        "error_type": type(err).__name__,
+        "message": str(err),
+        "duration_s": round(time.time() - started, 2),
+    }
+    (output_dir / "failure.json").write_text(json.dumps(failure, indent=2))
 
 
 def is_multirun() -> bool:
@@ -47,18 +110,27 @@ def print_summary(results: dict[str, Any], console: Console) -> None:
 
 def run(cfg: DictConfig) -> float | None:
     """Entry point behind ``train.py``: returns the value of ``optimized_metric`` for Hydra sweepers."""
+    started = time.time()
     console = Console(stderr=False)
+    prepare_wandb(cfg)
     if cfg.get("print_config"):
         console.rule("config")
         console.print(OmegaConf.to_yaml(cfg, resolve=True), highlight=False)
+    succeeded = False
     try:
         results, _ = train(cfg)
-    except RnnexpError as err:
+        succeeded = True
+    except Exception as err:
+        record_failure(cfg, err, started)
+        if not isinstance(err, RnnexpError):
+            raise
         log.error("%s", err)  # to the console and to the run's train.log
         if is_multirun():
-            raise  # the sweeper records the failed job and goes on
+            # Hydra records the job as failed and runs the next one. Re-raising (not returning NaN) is also
+            # what the Optuna sweeper needs: it tells the study FAIL for an exception, but crashes on a NaN.
+            raise
         sys.exit(1)
     finally:
-        finish_wandb()
+        finish_wandb(exit_code=0 if succeeded else 1)  # also on Ctrl-C: the next job gets its own run
     print_summary(results, console)
     return results["objective"]

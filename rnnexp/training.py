@@ -14,8 +14,11 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
+from rnnexp.checkpoints import check_fits
+from rnnexp.distributed import fit_progress, in_multirun, strategy_for_launch
 from rnnexp.errors import RnnexpError
 from rnnexp.network import RecurrentSpec
+from rnnexp.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +47,8 @@ def build_task(
     cfg: DictConfig, spec: RecurrentSpec, datamodule: pl.LightningDataModule
 ) -> pl.LightningModule:
     """The task's network takes its sizes from the datamodule, never from the user."""
-    net = hydra.utils.get_class(cfg.task._target_).build_net(spec, datamodule)
+    task_class = hydra.utils.get_class(cfg.task._target_)
+    net = task_class.build_net(spec, datamodule, **task_class.net_options(cfg.task))
     optimizer, scheduler = instantiate(cfg.optimizer), instantiate(cfg.get("scheduler"))
     return instantiate(cfg.task, net=net, optimizer=optimizer, scheduler=scheduler)
 
@@ -65,19 +69,37 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     # Validate and build the cheap objects first: a bad model.* value fails before any data is read.
     spec: RecurrentSpec = instantiate(cfg.model)
+    resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
+    )
     task = build_task(cfg, spec, datamodule)
+    if resume_from is not None:
+        checkpoint = check_fits(resume_from, task)
+        log.info(
+            "Resuming from %s (epoch %d, global step %d)",
+            resume_from,
+            checkpoint["epoch"],
+            checkpoint["global_step"],
+        )
+        if trainer.is_global_zero:
+            if changes := config_changes(output_dir / "config.yaml", cfg):
+                log.warning("Resuming %s with a changed config: %s", output_dir, "; ".join(changes))
+            continue_csv_logs(trainer.loggers, checkpoint["global_step"])
 
-    OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    if trainer.is_global_zero:
+        OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
     for logger in trainer.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
-    trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     fit_metrics = scalar_metrics(trainer.callback_metrics)
     best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    epochs, global_step = fit_progress(trainer)
 
     test_metrics: dict[str, float] = {}
     if cfg.get("test"):
@@ -102,12 +124,13 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "val": {k: v for k, v in fit_metrics.items() if k.startswith("val/")},
         "test": test_metrics,
         "best_ckpt_path": best_ckpt,
-        "epochs": trainer.current_epoch,
-        "global_step": trainer.global_step,
+        "epochs": epochs,
+        "global_step": global_step,
         "duration_s": round(time.time() - started, 2),
     }
     confusion = getattr(task, "test_confusion", None)
     if confusion is not None:
         results["test_confusion_matrix"] = confusion.cpu().tolist()
-    (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+    if trainer.is_global_zero:  # under DDP every rank gets here with the same (synced) metrics
+        (output_dir / "results.json").write_text(json.dumps(results, indent=2))
     return results, {"cfg": cfg, "datamodule": datamodule, "task": task, "trainer": trainer}

@@ -144,4 +144,6 @@ def tensor_batches(
     sampler = EpochBatchSampler(
         len(dataset), batch_size, shuffle, seed, drop_last, rank, world_size, equal_shards=shuffle
     )
-    return ResumableLoader(dataset, sampler=sampler, batch_size=None)
+    # A private generator: creating an iterator draws a worker seed, which would otherwise come from torch's
+    # global generator and shift the dropout masks of a resumed run (it creates iterators at other moments).
+    return ResumableLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import shutil
 from pathlib import Path
 
@@ -48,13 +49,46 @@ def raw_folder(data_dir: str | Path, variant: str) -> Path:
     return Path(data_dir) / VARIANTS[variant].__name__ / "raw"
 
 
+IDX_ITEM_BYTES = {0x08: 1, 0x09: 1, 0x0B: 2, 0x0C: 4, 0x0D: 4, 0x0E: 8}  # IDX type code -> bytes per value
+REDOWNLOAD = "Delete it and download again (datamodule.download=true), or copy an intact file there."
+
+
 def extract_gzipped(raw: Path) -> None:
     """Unpack ``<name>.gz`` next to itself when only the gzipped IDX file is present (torchvision reads raw)."""
     for name in IDX_FILES:
         target, packed = raw / name, raw / f"{name}.gz"
         if not target.exists() and packed.exists():
-            with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                with gzip.open(packed, "rb") as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (OSError, EOFError) as err:  # BadGzipFile is an OSError; a cut-off stream ends in EOFError
+                target.unlink(missing_ok=True)  # a half-written file would pass for a present one next time
+                raise DataError(f"{packed} is not a complete gzip file ({err}). {REDOWNLOAD}") from None
+
+
+def check_idx_file(path: Path) -> tuple[int, ...]:
+    """The shape an IDX file declares, after checking that its header is valid and its size matches it
+    (a truncated download, or an HTML error page saved under the file's name, fails here by name)."""
+    size = path.stat().st_size
+    with path.open("rb") as file:
+        head = file.read(4)
+        if len(head) < 4 or head[:2] != b"\x00\x00" or head[2] not in IDX_ITEM_BYTES:
+            raise DataError(
+                f"{path} is not an IDX file (it starts with {head!r}, not 0x00 0x00 <type> <dims>); it may be "
+                f"an error page or another format. {REDOWNLOAD}"
+            )
+        dims = file.read(4 * head[3])
+    if len(dims) < 4 * head[3]:
+        raise DataError(f"{path} is truncated inside its header ({size} bytes). {REDOWNLOAD}")
+    shape = tuple(int.from_bytes(dims[i : i + 4], "big") for i in range(0, len(dims), 4))
+    expected = 4 + len(dims) + IDX_ITEM_BYTES[head[2]] * math.prod(shape)
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise DataError(
+            f"{path} is {state}: its header declares shape {shape}, which takes {expected} bytes, but the file "
+            f"has {size}. {REDOWNLOAD}"
+        )
+    return shape
 
 
 def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
@@ -93,7 +127,7 @@ class MnistRows(pl.LightningDataModule):
             raise ConfigError(f"datamodule.batch_size={batch_size!r} must be a positive integer.")
         if val_size < 0:
             raise ConfigError(f"datamodule.val_size={val_size!r} must be >= 0.")
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
         self.variant = variant
         self.data_dir = Path(data_dir)
         self.batch_size = batch_size
@@ -127,6 +161,9 @@ class MnistRows(pl.LightningDataModule):
             ) from None
 
     def _load(self, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        prefix = "train" if train else "t10k"
+        for name in (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"):
+            check_idx_file(self.raw / name)
         try:
             split = VARIANTS[self.variant](str(self.data_dir), train=train, download=False)
         except Exception as err:

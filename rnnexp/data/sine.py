@@ -80,7 +80,7 @@ class SineWaves(pl.LightningDataModule):
             raise ConfigError(
                 f"datamodule.freq_range={list(freq_range)!r} must be [low, high] with 0 < low <= high."
             )
-        self.save_hyperparameters()
+        self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
         self.split = split_sizes(num_sequences, val_fraction, test_fraction)
         self.batch_size = batch_size
         self.datasets: dict[str, TensorBatchDataset] = {}

@@ -2,6 +2,7 @@
 
 from rnnexp.tasks.base import SequenceTask
 from rnnexp.tasks.classifier import SequenceClassifier
+from rnnexp.tasks.language_model import CharLanguageModel
 from rnnexp.tasks.regressor import SequenceRegressor
 
-__all__ = ["SequenceClassifier", "SequenceRegressor", "SequenceTask"]
+__all__ = ["CharLanguageModel", "SequenceClassifier", "SequenceRegressor", "SequenceTask"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -33,7 +33,8 @@ class SequenceTask(pl.LightningModule):
         log_figures: bool = True,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"])
+        # logger=False: train() logs the whole resolved config; these would overwrite its `task` entry.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -41,6 +42,11 @@ class SequenceTask(pl.LightningModule):
         self.last_grad_norm: torch.Tensor | None = None
         # Batch-size-weighted mean loss per stage: every task logs a comparable `<stage>/loss`.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
+
+    @classmethod
+    def net_options(cls, task_cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments for ``build_net`` taken from the task config (e.g. an embedding size); none here."""
+        return {}
 
     @classmethod
     def build_net(cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule) -> nn.Module:
@@ -59,18 +65,34 @@ class SequenceTask(pl.LightningModule):
         raise NotImplementedError
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        """Update and log the stage's torchmetrics objects (logged per epoch, computed by torchmetrics)."""
+        """Update the stage's torchmetrics objects (``update``, not a per-batch value); ``log_epoch_metrics``
+        logs them."""
         raise NotImplementedError
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        """Log the stage's metric objects once, at the end of its epoch; Lightning computes and resets them.
+
+        Not per batch: every ``self.log`` call costs Lightning about a millisecond of Python on a CPU, as much
+        as a small RNN's whole training step (see benchmarks/train_step_overhead.py).
+        """
+        self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
 
     def model_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         inputs, targets = batch  # inputs: (batch, time, features)
         preds = self(inputs)
         loss = self.loss(preds, targets)
-        mean_loss = getattr(self, f"{stage}_loss")
-        mean_loss(loss.detach(), weight=inputs.shape[0])
-        self.log(f"{stage}/loss", mean_loss, on_step=False, on_epoch=True, prog_bar=True)
+        getattr(self, f"{stage}_loss").update(loss.detach(), weight=inputs.shape[0])
         self.update_metrics(stage, preds.detach(), targets)
         return {"loss": loss, "preds": preds.detach()}
+
+    def on_train_epoch_end(self) -> None:
+        self.log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self.log_epoch_metrics("val")
+
+    def on_test_epoch_end(self) -> None:
+        self.log_epoch_metrics("test")
 
     def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.model_step(batch, "train")
@@ -86,7 +108,14 @@ class SequenceTask(pl.LightningModule):
         grads = [p.grad for p in self.parameters() if p.grad is not None]
         if grads:
             self.last_grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
-            self.log("train/grad_norm", self.last_grad_norm, on_step=True, on_epoch=False)
+            if self.loggers_write_this_step():
+                self.log("train/grad_norm", self.last_grad_norm, on_step=True, on_epoch=False)
+
+    def loggers_write_this_step(self) -> bool:
+        """Whether Lightning sends this step's ``on_step`` values to the loggers (every
+        ``trainer.log_every_n_steps``): a value logged on other steps would cost a ``self.log`` and be dropped.
+        The test is Lightning's own, as its LearningRateMonitor uses it."""
+        return self.trainer._logger_connector.should_update_logs or bool(self.trainer.fast_dev_run)
 
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:

@@ -38,17 +38,20 @@ class SequenceClassifier(SequenceTask):
         return F.cross_entropy(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        accuracy = getattr(self, f"{stage}_acc")
-        accuracy(preds, targets)
-        self.log(f"{stage}/acc", accuracy, on_step=False, on_epoch=True, prog_bar=True)
+        getattr(self, f"{stage}_acc").update(preds, targets)
         if stage == "test":
             self.confusion.update(preds, targets)
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        super().log_epoch_metrics(stage)
+        self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best epoch.
         self.val_acc_best.reset()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking:
             return
         self.val_acc_best(self.val_acc.compute())
@@ -58,6 +61,7 @@ class SequenceClassifier(SequenceTask):
         self.confusion.reset()
 
     def on_test_epoch_end(self) -> None:
+        super().on_test_epoch_end()
         self.test_confusion = self.confusion.compute()
         if self.hparams.log_figures:
             names = getattr(self.trainer.datamodule, "class_names", None) or [

@@ -33,10 +33,13 @@ class SequenceRegressor(SequenceTask):
         return F.mse_loss(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        getattr(self, f"{stage}_metrics").update(preds, targets)
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        super().log_epoch_metrics(stage)
         metrics = getattr(self, f"{stage}_metrics")
-        metrics(preds, targets)
-        self.log(f"{stage}/mse", metrics["mse"], on_step=False, on_epoch=True)
-        self.log(f"{stage}/mae", metrics["mae"], on_step=False, on_epoch=True)
+        self.log(f"{stage}/mse", metrics["mse"])
+        self.log(f"{stage}/mae", metrics["mae"])
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         out = super().validation_step(batch, batch_idx)
@@ -48,6 +51,7 @@ class SequenceRegressor(SequenceTask):
         self.val_mse_best.reset()
 
     def on_validation_epoch_end(self) -> None:
+        super().on_validation_epoch_end()
         if self.trainer.sanity_checking:
             return
         self.val_mse_best(self.val_metrics["mse"].compute())

@@ -1,0 +1,332 @@
+"""What the framework costs per training step: rnnexp's Lightning path against a plain PyTorch loop.
+
+Both paths train the same ``RecurrentNet`` on the same MNIST-row tensors (synthetic IDX files read by the real
+``MnistRows``) with the same optimizer and gradient clipping, in one process. The Lightning path is the
+project's own: the composed default config (``datamodule=mnist_rows model=<cell>``), its ``SequenceClassifier``
+with its metrics, loss and grad-norm logging, the CSV logger and the per-step callbacks; only checkpointing,
+early stopping, the progress bar and validation are off, since they do not belong to a training step. The two
+paths alternate, repeat after repeat (the order flips each time), so drift on a shared machine hits both.
+
+Besides wall-clock samples/s it records the process's CPU time: with --threads 1 that is the work done,
+which other processes on a busy machine do not inflate.
+
+    python benchmarks/train_step_overhead.py --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from hydra.utils import get_class
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ProgressBar
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config and writes real IDX files
+
+from rnnexp.data import MnistRows  # noqa: E402
+from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
+from tests.conftest import compose_config, write_idx  # noqa: E402
+
+CELLS = ("rnn", "lstm", "gru")
+PATHS = ("lightning", "plain")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """MNIST-row sizes: 28 steps of 28 features, 10 classes (fixed by MnistRows); batch and hidden vary."""
+
+    batch_size: int = 128
+    hidden_size: int = 128
+    steps: int = 28
+    features: int = 28
+    classes: int = 10
+
+
+@dataclass(frozen=True)
+class Timing:
+    """One timed run of ``samples`` training samples; ``cpu_s`` is this process's CPU time (all threads)."""
+
+    samples: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def per_s(self) -> float:
+        return self.samples / self.wall_s
+
+    @property
+    def per_cpu_s(self) -> float:
+        return self.samples / self.cpu_s
+
+
+@dataclass
+class CellResult:
+    """Every repeat of both paths for one cell, in the order they ran; ratios pair repeat i with repeat i."""
+
+    cell: str
+    lightning: list[Timing] = field(default_factory=list)
+    plain: list[Timing] = field(default_factory=list)
+
+    def samples_per_s(self, path: str) -> float:
+        return statistics.median(t.per_s for t in getattr(self, path))
+
+    @property
+    def ratio(self) -> float:
+        """Median over repeats of lightning / plain samples/s (wall clock)."""
+        return statistics.median(
+            lit.per_s / pl_.per_s for lit, pl_ in zip(self.lightning, self.plain, strict=True)
+        )
+
+    @property
+    def cpu_ratio(self) -> float:
+        """The same ratio from CPU time: plain CPU seconds per sample / lightning CPU seconds per sample."""
+        return statistics.median(
+            lit.per_cpu_s / pl_.per_cpu_s for lit, pl_ in zip(self.lightning, self.plain, strict=True)
+        )
+
+
+class Stopwatch:
+    """Wall and CPU clocks started and stopped together (after the device has finished its queued work)."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.wall = self.cpu = 0.0
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def start(self) -> None:
+        self._sync()
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def stop(self, samples: int) -> Timing:
+        self._sync()
+        return Timing(samples, time.perf_counter() - self.wall, time.process_time() - self.cpu)
+
+
+def write_fake_mnist(root: Path, shape: Shape, n_train: int, seed: int = 0) -> Path:
+    """A torchvision root of random uint8 images ``(n, 28, 28)`` and labels; timing ignores their content."""
+    rng = np.random.default_rng(seed)
+    raw = root / "MNIST" / "raw"
+    for prefix, count in (("train", n_train), ("t10k", shape.batch_size)):
+        write_idx(
+            raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, shape.steps, shape.features))
+        )
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, shape.classes, count))
+    return root
+
+
+def bench_config(
+    cell: str, shape: Shape, data_dir: Path, run_dir: Path, max_steps: int, device: str
+) -> DictConfig:
+    """The config ``train.py datamodule=mnist_rows model=<cell>`` gets, with training cut to ``max_steps``
+    batches of one epoch and no validation (the validation split is one batch, unused)."""
+    return compose_config(
+        [
+            "datamodule=mnist_rows",
+            f"model={cell}",
+            f"model.hidden_size={shape.hidden_size}",
+            f"datamodule.data_dir={data_dir}",
+            f"datamodule.batch_size={shape.batch_size}",
+            f"datamodule.val_size={shape.batch_size}",
+            "datamodule.download=false",
+            f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
+            "trainer.max_epochs=1",
+            f"++trainer.max_steps={max_steps}",
+            "++trainer.limit_val_batches=0",
+            "trainer.num_sanity_val_steps=0",
+            "trainer.enable_model_summary=false",
+            "++trainer.enable_progress_bar=false",
+            "++trainer.enable_checkpointing=false",
+        ],
+        run_dir,
+    )
+
+
+class StepClock(pl.Callback):
+    """Times the steps after ``warmup``: from the end of step warmup-1 to the end of the last step, so each
+    timed step includes its batch fetch, transfer, hooks and logging."""
+
+    def __init__(self, warmup: int, steps: int, batch_size: int, device: torch.device):
+        self.warmup, self.last = warmup, warmup + steps - 1
+        self.samples = steps * batch_size
+        self.stopwatch = Stopwatch(device)
+        self.timing: Timing | None = None
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx == self.warmup - 1:
+            self.stopwatch.start()
+        if batch_idx == self.last:
+            self.timing = self.stopwatch.stop(self.samples)
+
+
+def per_step_callbacks(cfg: DictConfig) -> list[pl.Callback]:
+    """The configured callbacks minus checkpointing, early stopping (it acts after validation, which is off)
+    and the progress bar; whatever else the default config runs each step stays in the measurement."""
+    off = (Checkpoint, EarlyStopping, ProgressBar)
+    return [cb for cb in instantiate_group(cfg.get("callbacks")) if not isinstance(cb, off)]
+
+
+def time_lightning(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
+    """Fit the project's task for warmup + steps batches with a real ``pl.Trainer``."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    spec = instantiate(cfg.model)
+    datamodule = instantiate(cfg.datamodule)
+    clock = StepClock(warmup, steps, cfg.datamodule.batch_size, device)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*per_step_callbacks(cfg), clock],
+        logger=instantiate_group(cfg.get("logger")) or False,
+    )
+    task = build_task(cfg, spec, datamodule)
+    trainer.fit(task, datamodule=datamodule)
+    if clock.timing is None or trainer.global_step != warmup + steps:
+        raise RuntimeError(f"Lightning ran {trainer.global_step} steps, expected {warmup + steps}")
+    return clock.timing
+
+
+def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | None) -> None:
+    """What ``trainer.gradient_clip_val`` / ``gradient_clip_algorithm`` make Lightning do, by hand."""
+    if not value:
+        return
+    if algorithm == "value":
+        torch.nn.utils.clip_grad_value_(net.parameters(), value)
+    else:
+        torch.nn.utils.clip_grad_norm_(net.parameters(), value)
+
+
+def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
+    """The hand-written loop: same network, optimizer, clipping and uint8-to-float conversion as the task."""
+    pl.seed_everything(cfg.seed, verbose=False)
+    spec = instantiate(cfg.model)
+    datamodule: MnistRows = instantiate(cfg.datamodule)
+    datamodule.setup("fit")
+    images, labels = datamodule.datasets["train"].tensors  # (N, time, features) uint8, (N,) int64
+    net = get_class(cfg.task._target_).build_net(spec, datamodule).to(device).train()
+    optimizer = instantiate(cfg.optimizer)(params=net.parameters())
+    clip_value, clip_algorithm = cfg.trainer.gradient_clip_val, cfg.trainer.gradient_clip_algorithm
+    batch_size = cfg.datamodule.batch_size
+    order = torch.randperm(len(images))
+    stopwatch = Stopwatch(device)
+    for step in range(warmup + steps):
+        if step == warmup:
+            stopwatch.start()
+        index = order[step * batch_size : (step + 1) * batch_size]
+        x, y = images[index].to(device), labels[index].to(device)
+        x = (x.float() / 255.0 - datamodule.mean) / datamodule.std  # (batch, time, features)
+        loss = F.cross_entropy(net(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        clip_gradients(net, clip_value, clip_algorithm)
+        optimizer.step()
+    return stopwatch.stop(steps * batch_size)
+
+
+def run_benchmark(
+    cells: tuple[str, ...],
+    shape: Shape,
+    warmup: int,
+    steps: int,
+    repeats: int,
+    device: str,
+    work_dir: Path,
+) -> list[CellResult]:
+    """Per repeat and cell, time both paths back to back, flipping which goes first every repeat."""
+    if warmup < 1 or steps < 1 or repeats < 1:
+        raise ValueError(f"warmup={warmup}, steps={steps}, repeats={repeats} must all be >= 1")
+    if (shape.steps, shape.features, shape.classes) != (28, 28, 10):
+        raise ValueError("MnistRows reads 28x28 images with 10 classes; only batch and hidden sizes vary")
+    torch_device = torch.device(device)
+    data_dir = write_fake_mnist(work_dir / "data", shape, n_train=shape.batch_size * (warmup + steps + 1))
+    measure = {"lightning": time_lightning, "plain": time_plain}
+    results = {cell: CellResult(cell) for cell in cells}
+    for repeat in range(repeats):
+        for cell in cells:
+            cfg = bench_config(cell, shape, data_dir, work_dir / f"run-{cell}", warmup + steps, device)
+            for path in PATHS if repeat % 2 == 0 else PATHS[::-1]:
+                getattr(results[cell], path).append(measure[path](cfg, warmup, steps, torch_device))
+    return list(results.values())
+
+
+def quiet_lightning() -> None:
+    """Trainer start-up chatter (accelerator, few-workers hints) would bury the table."""
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", ".*does not have many workers.*")
+    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", ".*treespec.*")
+
+
+def format_table(results: list[CellResult], shape: Shape) -> str:
+    lines = [
+        f"batch {shape.batch_size}, {shape.steps} steps x {shape.features} features, hidden {shape.hidden_size}; "
+        "medians over repeats",
+        "| cell | plain samples/s | lightning samples/s | ratio | ratio (CPU time) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.cell} | {r.samples_per_s('plain'):.0f} | {r.samples_per_s('lightning'):.0f} "
+            f"| {r.ratio:.3f} | {r.cpu_ratio:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before the timed ones")
+    parser.add_argument("--steps", type=int, default=50, help="timed training steps per repeat")
+    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats; medians are reported")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)"
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--verbose", action="store_true", help="also print every repeat's samples/s")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here; run with --device cpu.")
+    quiet_lightning()
+    torch.set_num_threads(args.threads)
+    where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {os.cpu_count()} cores"
+    print(
+        f"torch {torch.__version__}, pytorch-lightning {pl.__version__}, threads {torch.get_num_threads()}, {where}"
+    )
+    shape = Shape(batch_size=args.batch_size, hidden_size=args.hidden_size)
+    with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
+        results = run_benchmark(
+            tuple(args.cells), shape, args.warmup, args.steps, args.repeats, args.device, Path(tmp)
+        )
+    if args.verbose:
+        for r in results:
+            for path in PATHS:
+                print(f"{r.cell} {path}: {[round(t.per_s) for t in getattr(r, path)]} samples/s")
+    print(format_table(results, shape))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Hydra callback for multiruns: prepare the sweep directory, tell how to resume an Optuna study, and print
+the jobs and the best parameters when the sweep ends."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger("rnnexp")
+
+
+def resume_command(config: DictConfig) -> str:
+    """The command that continues this sweep's Optuna study from its storage, new trials in a new folder."""
+    task_overrides = [shlex.quote(o) for o in config.hydra.overrides.task]
+    storage = shlex.quote(f"hydra.sweeper.storage={config.hydra.sweeper.storage}")
+    return f"python train.py -m {' '.join(task_overrides)} {storage} hydra.sweeper.n_trials=<trials left>"
+
+
+class SweepSummary(Callback):
+    """Configured in ``conf/hydra/default.yaml``; does nothing in single runs."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # the sqlite storage's schema set-up chatter
+        sweep_dir = Path(config.hydra.sweep.dir)
+        # Optuna's sqlite storage lives in the sweep directory, and sqlite does not create folders.
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if not (sweep_dir / "multirun.yaml").exists():  # Hydra's basic sweeper writes it, Optuna's does not
+            OmegaConf.save(config, sweep_dir / "multirun.yaml")
+        if OmegaConf.select(config, "hydra.sweeper.storage"):
+            log.info(
+                "Optuna study %r is stored in %s. If this sweep is interrupted, resume it with:\n  %s",
+                config.hydra.sweeper.study_name,
+                config.hydra.sweeper.storage,
+                resume_command(config),
+            )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            self.print_summary(config)
+        except Exception as err:  # a summary must never turn a finished sweep into a failed one
+            log.warning("Could not summarise the sweep (%s: %s).", type(err).__name__, err)
+
+    def print_summary(self, config: DictConfig) -> None:
+        from rnnexp.errors import DataError
+        from rnnexp.review import best_run, load_sweep, optimization_results, print_runs, terminal  # pandas
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        console = terminal()
+        runs = load_sweep(sweep_dir)
+        print_runs(runs, console)
+        try:
+            best = best_run(runs)
+            console.print(
+                f"best job: {best['job']}, {runs.attrs['optimized_metric']} = {best['objective']:.4g}"
+            )
+            console.print(f"          {best['run_dir']}", highlight=False)
+        except DataError as err:
+            console.print(str(err))
+        optuna_best = optimization_results(sweep_dir)
+        if optuna_best is not None:
+            console.print(f"[bold]best value[/]: {optuna_best.get('best_value')}")
+            console.print(f"[bold]best parameters[/]: {optuna_best.get('best_params')}")
+            console.print(f"saved in {sweep_dir / 'optimization_results.yaml'}")
+        console.print(f"review: python -m rnnexp.review {sweep_dir} --out {sweep_dir / 'report.html'}")
