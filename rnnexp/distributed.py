@@ -11,8 +11,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
-from rnnexp.callbacks import newest_checkpoint
-
 log = logging.getLogger(__name__)
 
 
@@ -33,15 +31,18 @@ def strategy_for_launch(strategy: Any, multirun: bool) -> Any:
     return "ddp_spawn"
 
 
+class ReportProgress(pl.Callback):
+    """Puts the epochs and steps the fit reached into ``callback_metrics``: ranks spawned by ``ddp_spawn``
+    send the launching process their metrics and weights, but not their loops' counters."""
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        trainer.callback_metrics["progress/epochs"] = torch.tensor(trainer.current_epoch)
+        trainer.callback_metrics["progress/global_step"] = torch.tensor(trainer.global_step)
+
+
 def fit_progress(trainer: pl.Trainer) -> tuple[int, int]:
-    """Epochs and optimizer steps the fit reached. Under ``ddp_spawn`` the ranks trained in child processes,
-    which hand back only their metrics and weights, so the counts come from the newest checkpoint."""
-    if trainer.global_step > 0 or trainer.world_size == 1:
-        return trainer.current_epoch, trainer.global_step
-    newest = newest_checkpoint(trainer)
-    if newest is None:
-        return trainer.current_epoch, trainer.global_step
-    checkpoint = torch.load(newest, map_location="cpu", weights_only=True)
-    return checkpoint["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"], checkpoint[
-        "global_step"
-    ]
+    """Epochs and optimizer steps the fit reached, also when the ranks ran in spawned processes."""
+    metrics = trainer.callback_metrics
+    if "progress/global_step" in metrics:
+        return int(metrics["progress/epochs"]), int(metrics["progress/global_step"])
+    return trainer.current_epoch, trainer.global_step

@@ -17,7 +17,6 @@ from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Checkpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
@@ -27,14 +26,15 @@ from rnnexp.resume import resume_command
 log = logging.getLogger(__name__)
 
 
-class InterruptCheckpoint(Checkpoint):
+class InterruptCheckpoint(pl.Callback):
     """On SIGTERM (pre-emption, ``scancel``, a job's time limit) or a first Ctrl-C: save ``<dirpath>/<filename>.ckpt``
     at the end of the running training batch, log how to resume, and exit with status 128 + the signal
     number. A second Ctrl-C aborts at once without a checkpoint. The file is deleted when a later run of the
     same directory finishes.
 
     Not Lightning's ``OnExceptionCheckpoint``: that one saves on any exception (a NaN loss too, hiding the
-    last good checkpoint), and its presence makes every ``fit`` without ``ckpt_path`` resume silently.
+    last good checkpoint), and its presence makes every ``fit`` without ``ckpt_path`` resume silently. Not a
+    ``Checkpoint`` subclass either, so ``trainer.checkpoint_callback`` stays the best-model ModelCheckpoint.
     """
 
     def __init__(self, dirpath: str, filename: str = "interrupted"):

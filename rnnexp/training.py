@@ -15,7 +15,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.checkpoints import check_fits
-from rnnexp.distributed import fit_progress, in_multirun, strategy_for_launch
+from rnnexp.distributed import ReportProgress, fit_progress, in_multirun, strategy_for_launch
 from rnnexp.errors import RnnexpError
 from rnnexp.network import RecurrentSpec
 from rnnexp.resume import config_changes, continue_csv_logs, resolve_ckpt_path
@@ -71,7 +71,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     spec: RecurrentSpec = instantiate(cfg.model)
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
-    callbacks = instantiate_group(cfg.get("callbacks"))
+    callbacks = [*instantiate_group(cfg.get("callbacks")), ReportProgress()]
     loggers = instantiate_group(cfg.get("logger"))
     strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
     trainer: pl.Trainer = instantiate(

@@ -89,3 +89,15 @@ class PoisonBatch(pl.Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int):
         if trainer.global_step in self.steps:
             batch[0].fill_(torch.nan)
+
+
+class RecordBestAtResume(pl.Callback):
+    """Write the regressor's best validation MSE so far, as training (re)starts, to ``path``."""
+
+    def __init__(self, path: str):
+        self.path, self.done = path, False
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int):
+        if not self.done:
+            self.done = True
+            Path(self.path).write_text(str(pl_module.val_mse_best.compute().item()))

@@ -96,6 +96,7 @@ def test_two_cpu_processes_read_disjoint_shards_and_sync_validation_metrics(tmp_
         whole = F.mse_loss(task(inputs), targets).item()
     assert ranks[0]["val_loss"][-1] == pytest.approx(whole, rel=1e-5)
     assert results["val"]["val/loss"] == ranks[0]["val_loss"][-1]
+    assert (results["epochs"], results["global_step"]) == (2, 2 * 4)  # 32 sequences a rank, batches of 8
 
 
 @pytest.mark.slow

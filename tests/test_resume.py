@@ -1,6 +1,7 @@
 """Resuming: `ckpt_path=last` finds the run's newest checkpoint, the batch order continues mid-epoch, and a
 run killed with SIGKILL mid-epoch ends bit-identical to one that was never interrupted."""
 
+import csv
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,11 @@ from rnnexp.resume import config_changes, resolve_ckpt_path
 from rnnexp.training import train
 from tests.conftest import compose_config
 from tests.resilience import TINY_RUN, fault, reference_run, run_cli, same_results
+
+
+def csv_rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        return list(csv.DictReader(file))
 
 
 def touch(path: Path, mtime: int) -> Path:
@@ -78,7 +84,12 @@ def test_a_run_killed_mid_epoch_resumes_to_bit_identical_results(tmp_path, tmp_p
     assert checkpoints == ["epoch000.ckpt", "last.ckpt", "step0000010.ckpt"]  # newest: step 10, mid-epoch
 
     # What `python train.py <same overrides> ckpt_path=last hydra.run.dir=<run dir>` runs:
-    results, _ = train(compose_config([*TINY_RUN, "ckpt_path=last"], run_dir))
+    best_file = tmp_path / "best_at_resume.txt"
+    results, _ = train(
+        compose_config([*TINY_RUN, "ckpt_path=last", *fault("RecordBestAtResume", path=best_file)], run_dir)
+    )
+    epoch0_val_mse = float(next(r for r in csv_rows(reference_dir) if r["val/mse"])["val/mse"])
+    assert float(best_file.read_text()) == pytest.approx(epoch0_val_mse)  # the best so far, restored
     assert same_results(results, reference), (results, reference)
     assert json.loads((run_dir / "results.json").read_text())["objective"] == reference["objective"]
     # The CSV log continues where the checkpoint was taken: the same rows as the uninterrupted run's.

@@ -56,12 +56,8 @@ class EpochBatchSampler(Sampler[list[int]]):
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is outside world_size {world_size}")
         self.size, self.batch_size, self.shuffle, self.seed = size, batch_size, shuffle, seed
-        self.drop_last, self.rank, self.world_size, self.equal_shards = (
-            drop_last,
-            rank,
-            world_size,
-            equal_shards,
-        )
+        self.drop_last, self.equal_shards = drop_last, equal_shards
+        self.rank, self.world_size = rank, world_size
         self.epoch = 0
         self.batches_done = 0  # handed out in the current epoch
         self.resume_at: tuple[int, int] | None = None  # (epoch, batches to skip) after load_state_dict

@@ -104,8 +104,9 @@ class SequenceTask(pl.LightningModule):
         return self.model_step(batch, "test")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        # Lightning calls this after backward and before gradient clipping: the norm logged is the raw one.
-        grads = [p.grad for p in self.parameters() if p.grad is not None]
+        # Lightning calls this after backward and before gradient clipping: the norm logged is the raw one,
+        # over the optimizer's parameters (those Lightning clips; no walk over every submodule each step).
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             self.last_grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
             if self.loggers_write_this_step():

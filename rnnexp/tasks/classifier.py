@@ -47,8 +47,10 @@ class SequenceClassifier(SequenceTask):
         self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
     def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best epoch.
-        self.val_acc_best.reset()
+        # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
+        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
+        if self.trainer.ckpt_path is None:
+            self.val_acc_best.reset()
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()

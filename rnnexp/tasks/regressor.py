@@ -48,7 +48,9 @@ class SequenceRegressor(SequenceTask):
         return out
 
     def on_train_start(self) -> None:
-        self.val_mse_best.reset()
+        # A resumed run keeps the best value restored from its checkpoint (rnnexp.callbacks.ResumeState).
+        if self.trainer.ckpt_path is None:
+            self.val_mse_best.reset()
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
