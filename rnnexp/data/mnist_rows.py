@@ -7,12 +7,11 @@ import math
 import shutil
 from pathlib import Path
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 from torchvision import datasets as tv_datasets
 
-from rnnexp.data.batching import TensorBatchDataset, tensor_batches
+from rnnexp.data.batching import TensorBatchDataset
+from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError, DataError
 
 VARIANTS: dict[str, type[tv_datasets.MNIST]] = {
@@ -100,7 +99,7 @@ def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
     return mean.item(), max(var.sqrt().item(), 1e-6)
 
 
-class MnistRows(pl.LightningDataModule):
+class MnistRows(TensorDataModule):
     """MNIST / Fashion-MNIST / KMNIST as ``(N, 28, 28)`` uint8 tensors in memory; rows are time steps.
 
     Bytes stay uint8 until a batch reaches its device (4x less to copy), where they become standardised
@@ -120,7 +119,7 @@ class MnistRows(pl.LightningDataModule):
         batch_size: int = 128,
         split_seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(batch_size)
         if variant not in VARIANTS:
             raise ConfigError(f"datamodule.variant={variant!r} is unknown; choose one of {sorted(VARIANTS)}.")
         if batch_size <= 0:
@@ -130,9 +129,7 @@ class MnistRows(pl.LightningDataModule):
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
         self.variant = variant
         self.data_dir = Path(data_dir)
-        self.batch_size = batch_size
         self.class_names: list[str] = list(VARIANTS[variant].classes)
-        self.datasets: dict[str, TensorBatchDataset] = {}
         self.mean, self.std = 0.0, 1.0
 
     @property
@@ -206,12 +203,3 @@ class MnistRows(pl.LightningDataModule):
         images, labels = batch
         rows = (images.float() / 255.0 - self.mean) / self.std  # (batch, time=rows, features=cols)
         return rows, labels
-
-    def train_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["train"], self.batch_size, shuffle=True, trainer=self.trainer)
-
-    def val_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["val"], self.batch_size, shuffle=False, trainer=self.trainer)
-
-    def test_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["test"], self.batch_size, shuffle=False, trainer=self.trainer)

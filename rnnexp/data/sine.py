@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import math
 
-import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
 
-from rnnexp.data.batching import TensorBatchDataset, tensor_batches
+from rnnexp.data.batching import TensorBatchDataset
 from rnnexp.data.splits import split_sizes
+from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError
 
 TASKS = ("sin_to_cos", "next_step")
@@ -43,7 +42,7 @@ def make_sine_waves(
     return inputs.unsqueeze(-1), targets.unsqueeze(-1)
 
 
-class SineWaves(pl.LightningDataModule):
+class SineWaves(TensorDataModule):
     """Deterministic synthetic sine data (no download): a target per step, so a many-to-many task."""
 
     input_size = 1
@@ -63,7 +62,7 @@ class SineWaves(pl.LightningDataModule):
         batch_size: int = 64,
         seed: int = 0,
     ):
-        super().__init__()
+        super().__init__(batch_size)
         if task not in TASKS:
             raise ConfigError(f"datamodule.task={task!r} is unknown; choose one of {list(TASKS)}.")
         for key, value in (
@@ -82,8 +81,6 @@ class SineWaves(pl.LightningDataModule):
             )
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
         self.split = split_sizes(num_sequences, val_fraction, test_fraction)
-        self.batch_size = batch_size
-        self.datasets: dict[str, TensorBatchDataset] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -98,12 +95,3 @@ class SineWaves(pl.LightningDataModule):
                 inputs[start : start + size], targets[start : start + size]
             )
             start += size
-
-    def train_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["train"], self.batch_size, shuffle=True, trainer=self.trainer)
-
-    def val_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["val"], self.batch_size, shuffle=False, trainer=self.trainer)
-
-    def test_dataloader(self) -> DataLoader:
-        return tensor_batches(self.datasets["test"], self.batch_size, shuffle=False, trainer=self.trainer)
