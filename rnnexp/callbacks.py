@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from lightning_utilities.core.apply_func import apply_to_collection
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
-from torchmetrics import Metric
+from torchmetrics import MaxMetric, Metric, MinMetric
 
 from rnnexp.errors import ConfigError, TrainingError
 
@@ -132,7 +133,11 @@ class ResumeState(pl.Callback):
     """What a checkpoint needs beyond Lightning's own for a resumed run to end bit-identical to an
     uninterrupted one: the random generators' states (dropout masks continue where they stopped) and the
     torchmetrics accumulators (the epoch's running means, the best validation value so far), which
-    ``state_dict`` leaves out. Loggers are flushed at every checkpoint, so a resumed run's CSV has no gap."""
+    ``state_dict`` leaves out. Loggers are flushed at every checkpoint, so a resumed run's CSV has no gap.
+
+    A checkpoint taken after the epoch's last batch (``last.ckpt``, the epoch checkpoints) is resumed at the
+    start of the next epoch, where an uninterrupted run holds only its best-value trackers (``MinMetric``,
+    ``MaxMetric``): Lightning has reset the epoch's accumulators, so they are not restored then."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"random": random_states()}
@@ -144,10 +149,20 @@ class ResumeState(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint["metric_states"] = {
-            name: dict(module.metric_state)
+            name: {**module.metric_state, "_update_count": module._update_count}
             for name, module in pl_module.named_modules()
             if isinstance(module, Metric)
         }
+        checkpoint["metric_states_epoch_finished"] = (
+            trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches
+        )
+        if trainer.world_size > 1:
+            # Each rank accumulates its own share of the epoch's metrics and only rank 0 writes the file, so
+            # every rank's accumulators are gathered (Lightning builds the checkpoint on all ranks at once).
+            states = apply_to_collection(checkpoint["metric_states"], torch.Tensor, torch.Tensor.cpu)
+            by_rank: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(by_rank, states)
+            checkpoint["metric_states_by_rank"] = by_rank
         for logger in trainer.loggers:
             logger.save()
 
@@ -155,10 +170,17 @@ class ResumeState(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         metrics = dict(pl_module.named_modules())
-        for name, states in checkpoint.get("metric_states", {}).items():
+        saved = checkpoint.get("metric_states", {})
+        by_rank = checkpoint.get("metric_states_by_rank")
+        if by_rank is not None and len(by_rank) == trainer.world_size:
+            saved = by_rank[trainer.global_rank]  # otherwise every rank starts from rank 0's accumulators
+        epoch_finished = checkpoint.get("metric_states_epoch_finished", False)
+        for name, states in saved.items():
             metric = metrics.get(name)
             if not isinstance(metric, Metric):
                 continue  # a metric the task no longer has
+            if epoch_finished and not isinstance(metric, MinMetric | MaxMetric):
+                continue  # an accumulator of the finished epoch
             for key, value in states.items():
                 current = getattr(metric, key)
                 if isinstance(current, torch.Tensor):

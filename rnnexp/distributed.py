@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra sweep (``-m``), rather than a single run."""
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 

@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
+from rnnexp.distributed import in_multirun
 from rnnexp.errors import RnnexpError
 from rnnexp.training import train
 
@@ -46,7 +46,7 @@ def prepare_wandb(cfg: DictConfig) -> None:
     node = (cfg.get("logger") or {}).get("wandb")
     if not isinstance(node, DictConfig):
         return
-    if is_multirun():
+    if in_multirun():
         sweep_name = Path(HydraConfig.get().sweep.dir).name
         with open_dict(node):
             node.group = node.get("group") or sweep_name
@@ -89,10 +89,6 @@ def record_failure(cfg: DictConfig, err: BaseException, started: float) -> None:
     (output_dir / "failure.json").write_text(json.dumps(failure, indent=2))
 
 
-def is_multirun() -> bool:
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
 def print_summary(results: dict[str, Any], console: Console) -> None:
     table = Table(title="results")
     table.add_column("metric")
@@ -125,7 +121,7 @@ def run(cfg: DictConfig) -> float | None:
         if not isinstance(err, RnnexpError):
             raise
         log.error("%s", err)  # to the console and to the run's train.log
-        if is_multirun():
+        if in_multirun():
             # Hydra records the job as failed and runs the next one. Re-raising (not returning NaN) is also
             # what the Optuna sweeper needs: it tells the study FAIL for an exception, but crashes on a NaN.
             raise

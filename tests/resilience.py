@@ -92,12 +92,13 @@ class PoisonBatch(pl.Callback):
 
 
 class RecordBestAtResume(pl.Callback):
-    """Write the regressor's best validation MSE so far, as training (re)starts, to ``path``."""
+    """Write the task's best validation value so far (the metric object named ``metric``: the regressor's
+    ``val_mse_best``, the language model's ``val_loss_best``), as training (re)starts, to ``path``."""
 
-    def __init__(self, path: str):
-        self.path, self.done = path, False
+    def __init__(self, path: str, metric: str = "val_mse_best"):
+        self.path, self.metric, self.done = path, metric, False
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int):
         if not self.done:
             self.done = True
-            Path(self.path).write_text(str(pl_module.val_mse_best.compute().item()))
+            Path(self.path).write_text(str(getattr(pl_module, self.metric).compute().item()))
