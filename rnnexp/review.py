@@ -10,209 +10,46 @@ import argparse
 import base64
 import html
 import io
-import json
 import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from matplotlib.figure import Figure, SubFigure
 from omegaconf import OmegaConf
 from rich.console import Console
 from rich.table import Table
 
 from rnnexp.errors import DataError
+from rnnexp.sweep_records import (
+    best_run,
+    learning_curves,
+    load_sweep,
+    optimization_results,
+    optuna_trials,
+    swept_parameters,
+)
+
+# The notebooks' API: reading a sweep (from rnnexp.sweep_records) and showing it (here).
+__all__ = [
+    "best_run",
+    "fixed_overrides",
+    "latest_sweep_dir",
+    "learning_curves",
+    "load_sweep",
+    "optimization_results",
+    "optuna_trials",
+    "plot_learning_curves",
+    "plot_parameter_effects",
+    "run_figure_paths",
+    "summary_table",
+    "swept_parameters",
+    "write_report",
+]
 
 Canvas = Figure | SubFigure
-
-
-@dataclass
-class JobRecord:
-    """What one job left on disk. ``status``: completed (results.json), failed (failure.json, or an error in
-    its log) or incomplete (still running, or killed)."""
-
-    run_dir: Path
-    name: str
-    overrides: dict[str, Any]
-    status: str
-    config: dict[str, Any]
-    results: dict[str, Any] | None
-    failure: dict[str, Any] | None
-
-
-def natural_key(path: Path) -> list[Any]:
-    """Sort job folders 0, 1, 2, ..., 10 rather than 0, 1, 10, 2."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(path))]
-
-
-def find_job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Every folder under ``sweep_dir`` that Hydra ran a job in (it holds ``.hydra/overrides.yaml``)."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise DataError(f"Sweep directory {sweep_dir} does not exist; pass the folder a multirun wrote.")
-    jobs = [p.parent.parent for p in sweep_dir.rglob("overrides.yaml") if p.parent.name == ".hydra"]
-    if not jobs:
-        raise DataError(
-            f"{sweep_dir} holds no Hydra job folders (none has .hydra/overrides.yaml); pass the folder of a "
-            "`python train.py -m ...` run, e.g. logs/train/multiruns/<time>."
-        )
-    return sorted(jobs, key=natural_key)
-
-
-def parse_overrides(overrides: list[str]) -> dict[str, Any]:
-    """``["model=gru", "optimizer.lr=0.001"]`` → ``{"model": "gru", "optimizer.lr": 0.001}`` (typed by Hydra)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    values = {}
-    for override in parsed:
-        value = override.value()
-        values[override.get_key_element()] = (
-            value if isinstance(value, str | int | float | bool) else str(value)
-        )
-    return values
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
-def last_error_line(log_file: Path) -> str | None:
-    if not log_file.is_file():
-        return None
-    errors = [line for line in log_file.read_text(errors="replace").splitlines() if "][ERROR]" in line]
-    return errors[-1].split("] - ", 1)[-1] if errors else None
-
-
-def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
-    """One job's record; its name is its folder relative to the sweep (``prefix`` tells sweeps apart)."""
-    results = read_json(run_dir / "results.json")
-    failure = read_json(run_dir / "failure.json")
-    if results is None and failure is None:
-        # A job that failed outside rnnexp's wrapper leaves at most a line in its log.
-        messages = [m for m in map(last_error_line, run_dir.glob("*.log")) if m]
-        failure = {"status": "failed", "message": messages[0]} if messages else None
-    status = "completed" if results is not None else "failed" if failure is not None else "incomplete"
-    config_file = run_dir / "config.yaml"  # resolved by rnnexp; .hydra/config.yaml always exists
-    if not config_file.is_file():
-        config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
-    overrides = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
-    return JobRecord(
-        run_dir=run_dir,
-        name=prefix + (str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else run_dir.name),
-        overrides=parse_overrides(list(overrides)),
-        status=status,
-        config=config,
-        results=results,
-        failure=failure,
-    )
-
-
-def load_jobs(*sweep_dirs: str | Path) -> list[JobRecord]:
-    """Every job of one or more sweep directories (an Optuna study resumed into a second folder); with
-    several, each job's name starts with its sweep folder's name."""
-    several = len(sweep_dirs) > 1
-    return [
-        load_job(job, Path(d), f"{Path(d).name}/" if several else "")
-        for d in sweep_dirs
-        for job in find_job_dirs(d)
-    ]
-
-
-def sweep_direction(sweep_dir: Path, jobs: list[JobRecord]) -> str:
-    """``max`` or ``min`` for the objective: the Optuna direction when there is one, else the monitor mode."""
-    multirun = sweep_dir / "multirun.yaml"
-    if multirun.is_file():
-        direction = OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.direction", default=None)
-        if isinstance(direction, str):
-            return "max" if direction.startswith("max") else "min"
-    modes = [job.config.get("monitor", {}).get("mode") for job in jobs if job.config]
-    return "max" if modes and modes[0] == "max" else "min"
-
-
-def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
-    """One row per job: job, status, its overrides, objective, duration, epochs, every final metric, error."""
-    rows = []
-    for job in jobs:
-        results, failure = job.results or {}, job.failure or {}
-        rows.append(
-            {
-                "job": job.name,
-                "status": job.status,
-                **job.overrides,
-                "objective": results.get("objective"),
-                "duration_s": results.get("duration_s", failure.get("duration_s")),
-                "epochs": results.get("epochs"),
-                **results.get("val", {}),
-                **results.get("test", {}),
-                "error": failure.get("message"),
-                "run_dir": str(job.run_dir),
-            }
-        )
-    table = pd.DataFrame(rows)
-    names = {(job.results or {}).get("optimized_metric") for job in jobs} - {None}
-    table.attrs["optimized_metric"] = names.pop() if len(names) == 1 else "objective"
-    table.attrs["overrides"] = list(dict.fromkeys(key for job in jobs for key in job.overrides))
-    return table
-
-
-def load_sweep(*sweep_dirs: str | Path) -> pd.DataFrame:
-    """``runs_table`` of the sweep(s), with ``attrs``: optimized_metric, mode (max|min), overrides."""
-    jobs = load_jobs(*sweep_dirs)
-    table = runs_table(jobs)
-    table.attrs["mode"] = sweep_direction(Path(sweep_dirs[0]), jobs)
-    return table
-
-
-def swept_parameters(runs: pd.DataFrame) -> list[str]:
-    """The overrides that take more than one value across the jobs."""
-    return [key for key in runs.attrs.get("overrides", []) if runs[key].astype(str).nunique() > 1]
-
-
-def best_run(runs: pd.DataFrame) -> pd.Series:
-    """The completed job with the best objective (largest for mode max, smallest for min)."""
-    done = runs[(runs["status"] == "completed") & runs["objective"].notna()]
-    if done.empty:
-        raise DataError("No job of this sweep completed with an objective; see the `error` column for why.")
-    objective = done["objective"].astype(float)
-    return done.loc[objective.idxmax() if runs.attrs.get("mode") == "max" else objective.idxmin()]
-
-
-def optimization_results(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The Optuna sweeper's ``optimization_results.yaml`` (best parameters and value), if it wrote one."""
-    path = Path(sweep_dir) / "optimization_results.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
-
-
-def optuna_trials(sweep_dir: str | Path) -> pd.DataFrame | None:
-    """The Optuna study stored in ``<sweep dir>/optuna.db`` as a table (state, value, params), if any."""
-    db = Path(sweep_dir) / "optuna.db"
-    multirun = Path(sweep_dir) / "multirun.yaml"
-    if not db.is_file() or not multirun.is_file():
-        return None
-    import optuna  # installed with hydra-optuna-sweeper
-
-    study_name = OmegaConf.load(multirun).hydra.sweeper.study_name
-    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{db}").trials_dataframe()
-
-
-def learning_curves(run_dir: str | Path) -> pd.DataFrame:
-    """Per-epoch metrics of one run from the CSV logger's metrics.csv (empty when the run had no CSV logger)."""
-    files = sorted(Path(run_dir).glob("**/metrics.csv"))
-    if not files:
-        return pd.DataFrame()
-    metrics = pd.read_csv(files[0])
-    if "epoch" not in metrics:
-        return pd.DataFrame()
-    # Lightning writes step rows and epoch rows; the last value logged in each epoch is the epoch's value.
-    # Test metrics are one row after fit, not a curve.
-    columns = [c for c in metrics.columns if c not in ("step", "epoch") and not c.startswith("test/")]
-    curves = metrics.dropna(subset=["epoch"]).groupby("epoch")[columns].last().dropna(how="all")
-    curves.index = curves.index.astype(int)
-    return curves
 
 
 def format_value(value: Any) -> str:
