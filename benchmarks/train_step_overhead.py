@@ -23,7 +23,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +46,7 @@ from tests.conftest import compose_config, write_idx  # noqa: E402
 
 CELLS = ("rnn", "lstm", "gru")
 PATHS = ("lightning", "plain")
+BARE = "bare"  # optional third path: the floor of Lightning's own loop
 
 
 @dataclass(frozen=True)
@@ -76,33 +79,29 @@ class Timing:
 
 @dataclass
 class CellResult:
-    """Every repeat of both paths for one cell, in the order they ran; ratios pair repeat i with repeat i."""
+    """Every repeat of each path for one cell, in the order they ran; paired ratios match repeat i of a path
+    with repeat i of the plain loop, which ran right next to it."""
 
     cell: str
-    lightning: list[Timing] = field(default_factory=list)
-    plain: list[Timing] = field(default_factory=list)
+    timings: dict[str, list[Timing]] = field(default_factory=dict)
 
     def samples_per_s(self, path: str) -> float:
-        return statistics.median(t.per_s for t in getattr(self, path))
+        """Median over repeats of wall-clock samples/s."""
+        return statistics.median(t.per_s for t in self.timings[path])
 
-    @property
-    def ratio(self) -> float:
-        """Median over repeats of lightning / plain samples/s (wall clock)."""
-        return statistics.median(
-            lit.per_s / pl_.per_s for lit, pl_ in zip(self.lightning, self.plain, strict=True)
-        )
+    def ratio(self, path: str = "lightning") -> float:
+        """Median samples/s of ``path`` over median samples/s of the plain loop."""
+        return self.samples_per_s(path) / self.samples_per_s("plain")
 
-    @property
-    def best_ratio(self) -> float:
-        """Best lightning samples/s over best plain samples/s: contention only ever slows a run down."""
-        return max(t.per_s for t in self.lightning) / max(t.per_s for t in self.plain)
+    def paired_ratio(self, path: str = "lightning") -> float:
+        """Median over repeats of ``path`` / plain samples/s, each pair measured back to back."""
+        pairs = zip(self.timings[path], self.timings["plain"], strict=True)
+        return statistics.median(other.per_s / plain.per_s for other, plain in pairs)
 
-    @property
-    def cpu_ratio(self) -> float:
-        """The same ratio from CPU time: plain CPU seconds per sample / lightning CPU seconds per sample."""
-        return statistics.median(
-            lit.per_cpu_s / pl_.per_cpu_s for lit, pl_ in zip(self.lightning, self.plain, strict=True)
-        )
+    def cpu_ratio(self, path: str = "lightning") -> float:
+        """The paired ratio from CPU time instead of wall time (CPU seconds per sample, plain over ``path``)."""
+        pairs = zip(self.timings[path], self.timings["plain"], strict=True)
+        return statistics.median(other.per_cpu_s / plain.per_cpu_s for other, plain in pairs)
 
 
 class Stopwatch:
@@ -188,18 +187,39 @@ def per_step_callbacks(cfg: DictConfig) -> list[pl.Callback]:
     return [cb for cb in instantiate_group(cfg.get("callbacks")) if not isinstance(cb, off)]
 
 
-def time_lightning(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
-    """Fit the project's task for warmup + steps batches with a real ``pl.Trainer``."""
+class BareTask(pl.LightningModule):
+    """The floor: Lightning's loop around the same network and optimizer, with no metrics, no logging and no
+    gradient norm, so ``lightning`` minus ``bare`` is what rnnexp adds and ``bare`` minus ``plain`` Lightning."""
+
+    def __init__(self, net: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer]):
+        super().__init__()
+        self.net, self.optimizer_factory = net, optimizer
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        inputs, targets = batch  # (batch, time, features), (batch,)
+        return F.cross_entropy(self.net(inputs), targets)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(params=self.parameters())
+
+
+def time_lightning(
+    cfg: DictConfig, warmup: int, steps: int, device: torch.device, bare: bool = False
+) -> Timing:
+    """Fit the project's task (or, with ``bare``, ``BareTask`` without the per-step callbacks) for
+    warmup + steps batches with a real ``pl.Trainer`` built from the config."""
     pl.seed_everything(cfg.seed, verbose=False)
     spec = instantiate(cfg.model)
     datamodule = instantiate(cfg.datamodule)
     clock = StepClock(warmup, steps, cfg.datamodule.batch_size, device)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*per_step_callbacks(cfg), clock],
+        callbacks=[clock] if bare else [*per_step_callbacks(cfg), clock],
         logger=instantiate_group(cfg.get("logger")) or False,
     )
     task = build_task(cfg, spec, datamodule)
+    if bare:
+        task = BareTask(task.net, instantiate(cfg.optimizer))
     trainer.fit(task, datamodule=datamodule)
     if clock.timing is None or trainer.global_step != warmup + steps:
         raise RuntimeError(f"Lightning ran {trainer.global_step} steps, expected {warmup + steps}")
@@ -251,22 +271,28 @@ def run_benchmark(
     repeats: int,
     device: str,
     work_dir: Path,
+    bare: bool = False,
 ) -> list[CellResult]:
-    """Per repeat and cell, time both paths back to back, flipping which goes first every repeat."""
+    """Per repeat and cell, time the paths back to back, reversing their order every other repeat."""
     if warmup < 1 or steps < 1 or repeats < 1:
         raise ValueError(f"warmup={warmup}, steps={steps}, repeats={repeats} must all be >= 1")
     if (shape.steps, shape.features, shape.classes) != (28, 28, 10):
         raise ValueError("MnistRows reads 28x28 images with 10 classes; only batch and hidden sizes vary")
     torch_device = torch.device(device)
     data_dir = write_fake_mnist(work_dir / "data", shape, n_train=shape.batch_size * (warmup + steps + 1))
-    measure = {"lightning": time_lightning, "plain": time_plain}
-    results = {cell: CellResult(cell) for cell in cells}
+    measure = {
+        "lightning": time_lightning,
+        "plain": time_plain,
+        BARE: partial(time_lightning, bare=True),
+    }
+    paths = (*PATHS, BARE) if bare else PATHS
+    results = {cell: CellResult(cell, {path: [] for path in paths}) for cell in cells}
     for repeat in range(repeats):
         for cell in cells:
             run_dir = work_dir / f"run-{cell}-{repeat}"
             cfg = bench_config(cell, shape, data_dir, run_dir, warmup + steps, device)
-            for path in PATHS if repeat % 2 == 0 else PATHS[::-1]:
-                getattr(results[cell], path).append(measure[path](cfg, warmup, steps, torch_device))
+            for path in paths if repeat % 2 == 0 else paths[::-1]:
+                results[cell].timings[path].append(measure[path](cfg, warmup, steps, torch_device))
     return list(results.values())
 
 
@@ -277,20 +303,29 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", ".*does not have many workers.*")
     warnings.filterwarnings("ignore", ".*GPU available but not used.*")
     warnings.filterwarnings("ignore", ".*treespec.*")
+    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", ".*have no `validation_step`.*")  # BareTask
+    warnings.filterwarnings("ignore", ".*Experiment logs directory.*exists.*")  # one temp run dir per repeat
 
 
 def format_table(results: list[CellResult], shape: Shape) -> str:
+    """A Markdown table: median samples/s per path and the ratios to the plain loop (see ``CellResult``)."""
+    bare = all(BARE in r.timings for r in results)
+    header = "| cell | plain samples/s | lightning samples/s | ratio | paired ratio | CPU-time ratio |"
     lines = [
         f"batch {shape.batch_size}, {shape.steps} steps x {shape.features} features, hidden {shape.hidden_size}; "
-        "medians over repeats",
-        "| cell | plain samples/s | lightning samples/s | ratio | ratio (CPU time) | ratio (best runs) |",
-        "|---|---:|---:|---:|---:|---:|",
+        f"median of {len(results[0].timings['plain'])} repeats",
+        header + (" bare Lightning samples/s | bare ratio |" if bare else ""),
+        "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if bare else ""),
     ]
     for r in results:
-        lines.append(
+        row = (
             f"| {r.cell} | {r.samples_per_s('plain'):.0f} | {r.samples_per_s('lightning'):.0f} "
-            f"| {r.ratio:.3f} | {r.cpu_ratio:.3f} | {r.best_ratio:.3f} |"
+            f"| {r.ratio():.3f} | {r.paired_ratio():.3f} | {r.cpu_ratio():.3f} |"
         )
+        if bare:
+            row += f" {r.samples_per_s(BARE):.0f} | {r.ratio(BARE):.3f} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -308,6 +343,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)"
     )
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument(
+        "--bare", action="store_true", help="also time a bare LightningModule: the floor of Lightning's loop"
+    )
     parser.add_argument("--verbose", action="store_true", help="also print every repeat's samples/s")
     return parser.parse_args(argv)
 
@@ -325,12 +363,12 @@ def main(argv: list[str] | None = None) -> None:
     shape = Shape(batch_size=args.batch_size, hidden_size=args.hidden_size)
     with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
         results = run_benchmark(
-            tuple(args.cells), shape, args.warmup, args.steps, args.repeats, args.device, Path(tmp)
+            tuple(args.cells), shape, args.warmup, args.steps, args.repeats, args.device, Path(tmp), args.bare
         )
     if args.verbose:
         for r in results:
-            for path in PATHS:
-                print(f"{r.cell} {path}: {[round(t.per_s) for t in getattr(r, path)]} samples/s")
+            for path, timings in r.timings.items():
+                print(f"{r.cell} {path}: {[round(t.per_s) for t in timings]} samples/s")
     print(format_table(results, shape))
 
 

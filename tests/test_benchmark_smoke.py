@@ -1,34 +1,30 @@
-"""The training-overhead benchmark runs both paths end to end (tiny sizes, a few steps); no timing is asserted."""
+"""The training-overhead benchmark runs every path end to end (tiny sizes, a few steps); no timing is asserted."""
 
 import torch
 
-from benchmarks.train_step_overhead import CELLS, Shape, bench_config, main, run_benchmark
+from benchmarks.train_step_overhead import BARE, CELLS, Shape, bench_config, main, run_benchmark
 
 
-def test_both_paths_train_every_cell_and_report_positive_throughput(tmp_path):
+def test_every_path_trains_every_cell_and_reports_positive_throughput(tmp_path):
+    shape = Shape(batch_size=8, hidden_size=4)
     results = run_benchmark(
-        CELLS,
-        Shape(batch_size=8, hidden_size=4),
-        warmup=1,
-        steps=2,
-        repeats=2,
-        device="cpu",
-        work_dir=tmp_path,
+        CELLS, shape, warmup=1, steps=2, repeats=2, device="cpu", work_dir=tmp_path, bare=True
     )
     assert [r.cell for r in results] == list(CELLS)
     for result in results:
-        for timings in (result.plain, result.lightning):
-            assert len(timings) == 2  # one per repeat, paired for the ratio
+        assert set(result.timings) == {"lightning", "plain", BARE}
+        for timings in result.timings.values():
+            assert len(timings) == 2  # one per repeat, paired with the plain loop's
             assert all(t.samples == 16 and t.wall_s > 0 and t.cpu_s > 0 for t in timings)
         assert result.samples_per_s("plain") > 0 and result.samples_per_s("lightning") > 0
-        assert result.ratio > 0 and result.cpu_ratio > 0
+        assert min(result.ratio(), result.paired_ratio(), result.cpu_ratio(), result.ratio(BARE)) > 0
 
 
-def test_the_lightning_path_keeps_the_default_gradient_clipping(tmp_path):
+def test_the_lightning_path_is_the_default_mnist_rows_config_with_clipping_on(tmp_path):
     cfg = bench_config("lstm", Shape(), tmp_path / "data", tmp_path / "run", max_steps=3, device="cpu")
+    assert cfg.datamodule._target_.endswith("MnistRows") and cfg.model.cell == "lstm"
     assert cfg.trainer.gradient_clip_val > 0  # the plain loop clips the same way (clip_gradients)
     assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
-    assert cfg.datamodule._target_.endswith("MnistRows") and cfg.model.cell == "lstm"
 
 
 def test_the_command_line_prints_a_row_per_cell(capsys):
