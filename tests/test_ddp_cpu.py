@@ -24,7 +24,7 @@ def shards(size: int, world_size: int, equal: bool, epoch: int = 0) -> list[list
             size, 4, True, seed=5, rank=rank, world_size=world_size, equal_shards=equal
         )
         sampler.set_epoch(epoch)
-        out.append([i for batch in sampler for i in batch])
+        out.append([i for batch in sampler for i in batch.tolist()])
         assert len(sampler) == len(list(sampler))
     return out
 

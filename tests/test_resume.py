@@ -49,7 +49,7 @@ def test_last_without_a_checkpoint_says_which_directory_to_pass(tmp_path):
 def test_the_sampler_resumes_mid_epoch_with_the_batches_that_were_left():
     sampler = EpochBatchSampler(size=50, batch_size=8, shuffle=True, seed=3)
     sampler.set_epoch(2)
-    full = list(sampler)
+    full = [batch.tolist() for batch in sampler]
     sampler.set_epoch(2)
     iterator = iter(sampler)
     _ = [next(iterator) for _ in range(3)]
@@ -60,10 +60,10 @@ def test_the_sampler_resumes_mid_epoch_with_the_batches_that_were_left():
     resumed = EpochBatchSampler(size=50, batch_size=8, shuffle=True, seed=0)
     resumed.load_state_dict(state)
     resumed.set_epoch(2)
-    assert list(resumed) == full[3:]
+    assert [batch.tolist() for batch in resumed] == full[3:]
     resumed.set_epoch(3)  # the skip applies to the interrupted epoch only
     assert len(list(resumed)) == len(full) == 7
-    assert list(resumed) != full  # another epoch, another permutation
+    assert [batch.tolist() for batch in resumed] != full  # another epoch, another permutation
 
 
 def test_config_changes_lists_what_differs_from_the_interrupted_run(make_cfg, tmp_path):

@@ -30,7 +30,7 @@ class TensorBatchDataset(Dataset):
         return tuple(t[index] for t in self.tensors)
 
 
-class EpochBatchSampler(Sampler[list[int]]):
+class EpochBatchSampler(Sampler[torch.Tensor]):
     """Index batches of one rank for one epoch.
 
     Shuffled: epoch e reads a permutation drawn from ``seed + e`` by a private generator. The order is then
@@ -87,7 +87,7 @@ class EpochBatchSampler(Sampler[list[int]]):
             count = len(range(self.rank, self.size, self.world_size))
         return count // self.batch_size if self.drop_last else -(-count // self.batch_size)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[torch.Tensor]:
         batches = list(self.shard().split(self.batch_size))
         if self.drop_last and batches and len(batches[-1]) < self.batch_size:
             batches.pop()
@@ -98,7 +98,7 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.batches_done = skip
         for batch in batches[skip:]:
             self.batches_done += 1
-            yield batch.tolist()
+            yield batch  # an index tensor: the dataset slices with it directly
 
     def state_dict(self) -> dict[str, int]:
         return {"seed": self.seed, "epoch": self.epoch, "batches_done": self.batches_done}
