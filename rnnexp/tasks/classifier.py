@@ -28,10 +28,12 @@ class SequenceClassifier(SequenceTask):
         if net.per_step:
             raise ValueError("SequenceClassifier needs a many-to-one network (per_step=False)")
         classes = net.output_size
-        accuracy = MulticlassAccuracy(classes, average="micro")
+        # validate_args=False: torchmetrics' per-batch input checks cost more than the metric itself, and
+        # cross_entropy has already refused out-of-range labels by the time a metric sees them.
+        accuracy = MulticlassAccuracy(classes, average="micro", validate_args=False)
         self.train_acc, self.val_acc, self.test_acc = accuracy.clone(), accuracy.clone(), accuracy.clone()
         self.val_acc_best = MaxMetric()
-        self.confusion = MulticlassConfusionMatrix(classes)
+        self.confusion = MulticlassConfusionMatrix(classes, validate_args=False)
         self.test_confusion: torch.Tensor | None = None
 
     def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
