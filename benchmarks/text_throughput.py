@@ -14,14 +14,12 @@ paths alternate, repeat after repeat, so drift on a shared machine hits both.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import random
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,13 +27,13 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ProgressBar
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
 
+from benchmarks.common import per_step_callbacks, quiet_lightning, step_only_overrides  # noqa: E402
 from rnnexp.char_model import CharRNN, repackage_hidden  # noqa: E402
 from rnnexp.data import CharCorpus  # noqa: E402
 from rnnexp.generate import sample  # noqa: E402
@@ -117,14 +115,7 @@ def bench_config(
             f"task.embedding_dim={shape.embedding_dim}",
             f"datamodule.batch_size={shape.batch_size}",
             f"datamodule.seq_len={shape.seq_len}",
-            f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
-            "trainer.max_epochs=1",
-            f"++trainer.max_steps={max_steps}",
-            "++trainer.limit_val_batches=0",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.enable_model_summary=false",
-            "++trainer.enable_progress_bar=false",
-            "++trainer.enable_checkpointing=false",
+            *step_only_overrides(max_steps, device),
         ],
         run_dir,
     )
@@ -159,8 +150,7 @@ def lightning_chars_per_s(
     spec = instantiate(cfg.model)
     datamodule = instantiate(cfg.datamodule)
     clock = StepClock(warmup, steps, device)
-    off = (Checkpoint, EarlyStopping, ProgressBar)
-    callbacks = [cb for cb in instantiate_group(cfg.get("callbacks")) if not isinstance(cb, off)]
+    callbacks = per_step_callbacks(cfg)
     trainer: pl.Trainer = instantiate(
         cfg.trainer, callbacks=[*callbacks, clock], logger=instantiate_group(cfg.get("logger")) or False
     )
@@ -244,14 +234,6 @@ def run_benchmark(
                 getattr(results[cell], name).append(measure(cfg, shape, warmup, steps, torch_device))
             results[cell].generate.append(generate_chars_per_s(cfg, gen_length, torch_device))
     return list(results.values())
-
-
-def quiet_lightning() -> None:
-    """Trainer start-up chatter (accelerator, few-workers hints) would bury the table."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric", "rnnexp"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
 
 
 def format_table(results: list[CellResult], shape: Shape) -> str:

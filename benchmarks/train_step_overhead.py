@@ -16,13 +16,11 @@ which other processes on a busy machine do not inflate.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import statistics
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -33,13 +31,13 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ProgressBar
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config and writes real IDX files
 
+from benchmarks.common import per_step_callbacks, quiet_lightning, step_only_overrides  # noqa: E402
 from rnnexp.data import MnistRows  # noqa: E402
 from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
 from tests.conftest import compose_config, write_idx  # noqa: E402
@@ -150,14 +148,7 @@ def bench_config(
             f"datamodule.batch_size={shape.batch_size}",
             f"datamodule.val_size={shape.batch_size}",
             "datamodule.download=false",
-            f"trainer.accelerator={'gpu' if device == 'cuda' else 'cpu'}",
-            "trainer.max_epochs=1",
-            f"++trainer.max_steps={max_steps}",
-            "++trainer.limit_val_batches=0",
-            "trainer.num_sanity_val_steps=0",
-            "trainer.enable_model_summary=false",
-            "++trainer.enable_progress_bar=false",
-            "++trainer.enable_checkpointing=false",
+            *step_only_overrides(max_steps, device),
         ],
         run_dir,
     )
@@ -178,13 +169,6 @@ class StepClock(pl.Callback):
             self.stopwatch.start()
         if batch_idx == self.last:
             self.timing = self.stopwatch.stop(self.samples)
-
-
-def per_step_callbacks(cfg: DictConfig) -> list[pl.Callback]:
-    """The configured callbacks minus checkpointing, early stopping (it acts after validation, which is off)
-    and the progress bar; whatever else the default config runs each step stays in the measurement."""
-    off = (Checkpoint, EarlyStopping, ProgressBar)
-    return [cb for cb in instantiate_group(cfg.get("callbacks")) if not isinstance(cb, off)]
 
 
 class BareTask(pl.LightningModule):
@@ -294,18 +278,6 @@ def run_benchmark(
             for path in paths if repeat % 2 == 0 else paths[::-1]:
                 results[cell].timings[path].append(measure[path](cfg, warmup, steps, torch_device))
     return list(results.values())
-
-
-def quiet_lightning() -> None:
-    """Trainer start-up chatter (accelerator, few-workers hints) would bury the table."""
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*GPU available but not used.*")
-    warnings.filterwarnings("ignore", ".*treespec.*")
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
-    warnings.filterwarnings("ignore", ".*have no `validation_step`.*")  # BareTask
-    warnings.filterwarnings("ignore", ".*Experiment logs directory.*exists.*")  # one temp run dir per repeat
 
 
 def format_table(results: list[CellResult], shape: Shape) -> str:
