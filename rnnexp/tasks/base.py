@@ -8,7 +8,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics import MeanMetric
+from torchmetrics import MeanMetric, Metric
 
 from rnnexp.network import RecurrentNet, RecurrentSpec
 
@@ -88,8 +88,23 @@ class SequenceTask(pl.LightningModule):
     def on_train_epoch_end(self) -> None:
         self.log_epoch_metrics("train")
 
+    def best_tracker(self) -> tuple[str, Metric, Metric]:
+        """``(logged name, Min/MaxMetric holding the best value, the validation metric it tracks)``."""
+        raise NotImplementedError
+
+    def on_train_start(self) -> None:
+        # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
+        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
+        if self.trainer.ckpt_path is None:
+            self.best_tracker()[1].reset()
+
     def on_validation_epoch_end(self) -> None:
         self.log_epoch_metrics("val")
+        if self.trainer.sanity_checking:
+            return
+        name, best, current = self.best_tracker()
+        best(current.compute())
+        self.log(name, best.compute(), prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
         self.log_epoch_metrics("test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-from torchmetrics import MaxMetric
+from torchmetrics import MaxMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from rnnexp.figures import plot_confusion_matrix, publish_figure
@@ -48,18 +48,8 @@ class SequenceClassifier(SequenceTask):
         super().log_epoch_metrics(stage)
         self.log(f"{stage}/acc", getattr(self, f"{stage}_acc"), prog_bar=True)
 
-    def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
-        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
-        if self.trainer.ckpt_path is None:
-            self.val_acc_best.reset()
-
-    def on_validation_epoch_end(self) -> None:
-        super().on_validation_epoch_end()
-        if self.trainer.sanity_checking:
-            return
-        self.val_acc_best(self.val_acc.compute())
-        self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True)
+    def best_tracker(self) -> tuple[str, Metric, Metric]:
+        return "val/acc_best", self.val_acc_best, self.val_acc
 
     def on_test_epoch_start(self) -> None:
         self.confusion.reset()

@@ -12,7 +12,7 @@ import torch
 from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.nn import functional as F
-from torchmetrics import MinMetric
+from torchmetrics import Metric, MinMetric
 
 from rnnexp.char_model import CharRNN, check_language_model_options, repackage_hidden
 from rnnexp.data.char_corpus import CharCorpus
@@ -120,12 +120,6 @@ class CharLanguageModel(SequenceTask):
         self.log(f"{stage}/bpc", nats / math.log(2), prog_bar=stage == "val")
         self.log(f"{stage}/ppl", nats.exp())
 
-    def on_train_start(self) -> None:
-        # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
-        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
-        if self.trainer.ckpt_path is None:
-            self.val_loss_best.reset()
-
     def on_train_epoch_start(self) -> None:
         self.carried["train"] = None
 
@@ -149,12 +143,13 @@ class CharLanguageModel(SequenceTask):
     def on_test_epoch_start(self) -> None:
         self.carried["test"] = None
 
+    def best_tracker(self) -> tuple[str, Metric, Metric]:
+        return "val/loss_best", self.val_loss_best, self.val_loss
+
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if self.trainer.sanity_checking:
             return
-        self.val_loss_best(self.val_loss.compute())
-        self.log("val/loss_best", self.val_loss_best.compute(), prog_bar=True)
         hp = self.hparams
         prompt = hp.sample_prompt
         if prompt is None and self.first_val_ids is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from torch.nn import functional as F
-from torchmetrics import MeanAbsoluteError, MeanSquaredError, MetricCollection, MinMetric
+from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, MinMetric
 
 from rnnexp.figures import plot_sequences, publish_figure
 from rnnexp.network import RecurrentNet
@@ -47,17 +47,13 @@ class SequenceRegressor(SequenceTask):
             self.first_val_batch = (batch[0], batch[1], out["preds"])
         return out
 
-    def on_train_start(self) -> None:
-        # A resumed run keeps the best value restored from its checkpoint (rnnexp.callbacks.ResumeState).
-        if self.trainer.ckpt_path is None:
-            self.val_mse_best.reset()
+    def best_tracker(self) -> tuple[str, Metric, Metric]:
+        return "val/mse_best", self.val_mse_best, self.val_metrics["mse"]
 
     def on_validation_epoch_end(self) -> None:
         super().on_validation_epoch_end()
         if self.trainer.sanity_checking:
             return
-        self.val_mse_best(self.val_metrics["mse"].compute())
-        self.log("val/mse_best", self.val_mse_best.compute(), prog_bar=True)
         if self.hparams.log_figures and self.first_val_batch is not None:
             inputs, targets, preds = self.first_val_batch
             title = f"validation sequences, epoch {self.current_epoch}"
