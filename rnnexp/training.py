@@ -59,6 +59,15 @@ def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def supported_precision(requested: str, accelerator: str, bf16_supported: bool) -> str:
+    """``trainer=gpu`` asks for bf16 autocast; a GPU without bf16 (before Ampere) gets fp16 autocast instead."""
+    if requested.startswith("bf16") and accelerator in ("gpu", "cuda") and not bf16_supported:
+        fallback = requested.replace("bf16", "16")
+        log.warning("This GPU has no bf16 support: trainer.precision=%s becomes %s.", requested, fallback)
+        return fallback
+    return requested
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
     started = time.time()
@@ -74,8 +83,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     callbacks = [*instantiate_group(cfg.get("callbacks")), ReportProgress()]
     loggers = instantiate_group(cfg.get("logger"))
     strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
+    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    precision = supported_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator), bf16_supported)
     trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy, precision=precision
     )
     task = build_task(cfg, spec, datamodule)
     if resume_from is not None:

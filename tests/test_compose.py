@@ -67,3 +67,16 @@ def test_the_built_task_matches_the_datamodule(make_cfg, fake_mnist_root):
     assert (task.net.rnn.input_size, task.net.head.out_features) == (28, 10)  # sizes from the data
     sine_task = train(make_cfg(*SMALL, "datamodule.num_sequences=16"))[1]["task"]
     assert isinstance(sine_task, SequenceRegressor) and sine_task.net.per_step
+
+
+def test_gpu_trainer_asks_for_bf16_and_falls_back_to_fp16_where_the_gpu_lacks_it(make_cfg):
+    from rnnexp.training import supported_precision
+
+    cfg = make_cfg("trainer=gpu")
+    assert cfg.trainer.accelerator == "gpu" and cfg.trainer.precision == "bf16-mixed"
+    assert supported_precision("bf16-mixed", "gpu", bf16_supported=True) == "bf16-mixed"
+    assert supported_precision("bf16-mixed", "gpu", bf16_supported=False) == "16-mixed"
+    assert supported_precision("32-true", "gpu", bf16_supported=False) == "32-true"
+    assert (
+        supported_precision("bf16-mixed", "cpu", bf16_supported=False) == "bf16-mixed"
+    )  # CPU autocast has bf16
