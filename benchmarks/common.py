@@ -4,9 +4,11 @@ quiet Lightning so the result table stays readable."""
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Checkpoint, EarlyStopping, ProgressBar
 
@@ -48,3 +50,15 @@ def quiet_lightning() -> None:
         ".*Experiment logs directory.*exists.*",  # one temp run dir per repeat
     ):
         warnings.filterwarnings("ignore", pattern)
+
+
+def prepare_run(device: str, threads: int) -> None:
+    """Check the device, quiet Lightning, set torch's threads and print what the numbers were measured on."""
+    if device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here; run with --device cpu.")
+    quiet_lightning()
+    torch.set_num_threads(threads)
+    where = torch.cuda.get_device_name() if device == "cuda" else f"cpu, {os.cpu_count()} cores"
+    print(
+        f"torch {torch.__version__}, pytorch-lightning {pl.__version__}, threads {torch.get_num_threads()}, {where}"
+    )

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
 
-from benchmarks.common import per_step_callbacks, quiet_lightning, step_only_overrides  # noqa: E402
+from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
 from rnnexp.char_model import CharRNN, repackage_hidden  # noqa: E402
 from rnnexp.data import CharCorpus  # noqa: E402
 from rnnexp.generate import sample  # noqa: E402
@@ -277,14 +277,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no CUDA device here; use --device cpu.")
-    quiet_lightning()
-    torch.set_num_threads(args.threads)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({os.cpu_count()} cores)"
-    print(
-        f"torch {torch.__version__}, pytorch-lightning {pl.__version__}, threads {torch.get_num_threads()}, {where}"
-    )
+    prepare_run(args.device, args.threads)
     shape = Shape(args.batch_size, args.seq_len, args.hidden_size, args.num_layers, args.embedding_dim)
     with tempfile.TemporaryDirectory(prefix="rnnexp-text-bench-") as tmp:
         results = run_benchmark(

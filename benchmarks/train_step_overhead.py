@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config and writes real IDX files
 
-from benchmarks.common import per_step_callbacks, quiet_lightning, step_only_overrides  # noqa: E402
+from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
 from rnnexp.data import MnistRows  # noqa: E402
 from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
 from tests.conftest import compose_config, write_idx  # noqa: E402
@@ -324,14 +324,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.device == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: torch sees no CUDA device here; run with --device cpu.")
-    quiet_lightning()
-    torch.set_num_threads(args.threads)
-    where = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu, {os.cpu_count()} cores"
-    print(
-        f"torch {torch.__version__}, pytorch-lightning {pl.__version__}, threads {torch.get_num_threads()}, {where}"
-    )
+    prepare_run(args.device, args.threads)
     shape = Shape(batch_size=args.batch_size, hidden_size=args.hidden_size)
     with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
         results = run_benchmark(

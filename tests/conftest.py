@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -45,6 +47,13 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config(list(overrides), tmp_path / "run")
 
     return make
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python train.py <args>`` from the repository root, offline, as a user types it."""
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "train.py", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnexp.training import train
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_cli  # noqa: F401  (run_cli: re-exported for the tests)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,18 +44,6 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, A
 def same_results(a: dict[str, Any], b: dict[str, Any]) -> bool:
     """Bit-identical metrics (exact float equality), ignoring paths and durations."""
     return all(a[key] == b[key] for key in COMPARED)
-
-
-def run_cli(*overrides: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python train.py <overrides>`` from the repository root, as a user would type it."""
-    return subprocess.run(
-        [sys.executable, "train.py", *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "WANDB_MODE": "offline"},
-    )
 
 
 def fault(callback: str, **kwargs: Any) -> list[str]:

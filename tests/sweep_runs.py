@@ -6,15 +6,13 @@ share one grid sweep without touching the shared conftest.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rnnexp.training import train
-from tests.conftest import ROOT, bar_images, compose_config, write_idx
+from tests.conftest import ROOT, bar_images, compose_config, run_cli, write_idx
 
 # Two training batches and one validation/test batch of short sine sequences: a job takes about a second.
 TINY_SINE = [
@@ -37,24 +35,11 @@ GRID = ["model=rnn,gru", "optimizer.lr=0.003,1e30", "trainer.max_epochs=2"]
 _made: dict[str, Path] = {}
 
 
-def run_train(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    """``python train.py <args>`` from the repository root, offline, as a user runs it."""
-    env = {**os.environ, "WANDB_MODE": "offline", "HYDRA_FULL_ERROR": "0", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run(
-        [sys.executable, "train.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
 def grid_sweep(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """``-m model=rnn,gru optimizer.lr=0.003,1e30``: four jobs, the two with lr=1e30 fail."""
     if "grid" not in _made:
         sweep_dir = tmp_path_factory.mktemp("grid") / "sweep"
-        proc = run_train(["-m", *GRID, *TINY_SINE, f"hydra.sweep.dir={sweep_dir}"])
+        proc = run_cli(*["-m", *GRID, *TINY_SINE, f"hydra.sweep.dir={sweep_dir}"])
         _made["grid"], _made["grid_proc"] = sweep_dir, proc  # type: ignore[assignment]
     return _made["grid"], _made["grid_proc"]  # type: ignore[return-value]
 

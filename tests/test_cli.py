@@ -1,22 +1,18 @@
 """`python train.py ...` as a user runs it: results on success, a short message naming the problem on failure."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import run_cli
 
 
-def run_cli(*overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    command = [sys.executable, "train.py", *overrides, f"hydra.run.dir={run_dir}", "print_config=false"]
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+def train_cli(*overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
+    return run_cli(*overrides, f"hydra.run.dir={run_dir}", "print_config=false")
 
 
 def test_train_gru_writes_results_json(tmp_path):
-    proc = run_cli("model=gru", "trainer.max_epochs=1", "datamodule.num_sequences=64", "model.hidden_size=8",
+    proc = train_cli("model=gru", "trainer.max_epochs=1", "datamodule.num_sequences=64", "model.hidden_size=8",
                    run_dir=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "results.json").read_text())
@@ -26,14 +22,14 @@ def test_train_gru_writes_results_json(tmp_path):
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):
-    proc = run_cli("model=nope", run_dir=tmp_path)
+    proc = train_cli("model=nope", run_dir=tmp_path)
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
     assert "nope" in output and all(name in output for name in ("gru", "lstm", "rnn"))
 
 
 def test_bad_value_exits_non_zero_with_the_key_and_no_traceback(tmp_path):
-    proc = run_cli("model.hidden_size=0", run_dir=tmp_path)
+    proc = train_cli("model.hidden_size=0", run_dir=tmp_path)
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert "model.hidden_size=0" in output
@@ -41,7 +37,7 @@ def test_bad_value_exits_non_zero_with_the_key_and_no_traceback(tmp_path):
 
 
 def test_missing_mnist_files_offline_say_what_to_do(tmp_path):
-    proc = run_cli("datamodule=mnist_rows", f"datamodule.data_dir={tmp_path}/data", "datamodule.download=false",
+    proc = train_cli("datamodule=mnist_rows", f"datamodule.data_dir={tmp_path}/data", "datamodule.download=false",
                    run_dir=tmp_path / "run")  # fmt: skip
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0

@@ -17,7 +17,7 @@ from rnnexp.network import RecurrentSpec
 from rnnexp.review import load_sweep, optuna_trials
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config
-from tests.sweep_runs import TINY_SINE, grid_sweep, run_train
+from tests.sweep_runs import TINY_SINE, grid_sweep, run_cli
 
 SEARCHES = {
     "mnist_rows_optuna": "val/acc_best",
@@ -108,7 +108,7 @@ def optuna_sweep(tmp_path_factory):
     sweep_dir = tmp_path_factory.mktemp("optuna") / "sweep"
     args = ["-m", "hparams_search=sine_optuna", "hydra.sweeper.n_trials=3", "model.hidden_size=choice(4,-1)",
             "trainer.max_epochs=1", *(a for a in TINY_SINE if not a.startswith("model.hidden_size"))]  # fmt: skip
-    proc = run_train([*args, f"hydra.sweep.dir={sweep_dir}"])
+    proc = run_cli(*[*args, f"hydra.sweep.dir={sweep_dir}"])
     return sweep_dir, proc
 
 
@@ -152,7 +152,7 @@ def test_interrupted_optuna_study_resumes_with_the_printed_command(optuna_sweep,
     command = shlex.split(printed.group(1).replace("<trials left>", "1"))
     assert command[:2] == ["python", "train.py"]
     resumed_dir = tmp_path / "resumed"
-    resumed = run_train([*command[2:], f"hydra.sweep.dir={resumed_dir}"])
+    resumed = run_cli(*[*command[2:], f"hydra.sweep.dir={resumed_dir}"])
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     trials = load_study(sweep_dir).trials
     assert [t.number for t in trials] == [0, 1, 2, 3]  # the old trials were loaded, one new one was run

@@ -15,14 +15,14 @@ from rnnexp.network import RecurrentSpec
 from rnnexp.run import prepare_wandb, wandb_credentials_found
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config
-from tests.sweep_runs import TINY_SINE, run_train
+from tests.sweep_runs import TINY_SINE, run_cli
 
 SWEEP_SPECS = sorted((ROOT / "conf" / "wandb_sweep").glob("*.yaml"))
 
 
 def test_two_multirun_jobs_log_two_offline_wandb_runs_grouped_by_sweep(tmp_path):
     sweep_dir = tmp_path / "wb_sweep"
-    proc = run_train(["-m", "logger=wandb", "seed=1,2", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
+    proc = run_cli(*["-m", "logger=wandb", "seed=1,2", "trainer.max_epochs=1", "trainer.log_every_n_steps=1",
                       *TINY_SINE, f"hydra.sweep.dir={sweep_dir}"])  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     run_ids = set()
