@@ -14,7 +14,8 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from rnnexp import demonstrations, review
+from rnnexp import demonstrations
+from rnnexp.sweeps import report as review
 from rnnexp.errors import DataError
 from tests.conftest import ROOT
 from tests.sweep_runs import grid_sweep, mnist_run, text_run

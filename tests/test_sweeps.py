@@ -14,7 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from rnnexp.network import RecurrentSpec
-from rnnexp.review import load_sweep, optuna_trials
+from rnnexp.sweeps.report import load_sweep, optuna_trials
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config
 from tests.sweep_runs import TINY_SINE, grid_sweep, run_cli

@@ -47,7 +47,13 @@ class SweepSummary(Callback):
 
     def print_summary(self, config: DictConfig) -> None:
         from rnnexp.errors import DataError
-        from rnnexp.review import best_run, load_sweep, optimization_results, print_runs, terminal  # pandas
+        from rnnexp.sweeps.report import (  # pandas
+            best_run,
+            load_sweep,
+            optimization_results,
+            print_runs,
+            terminal,
+        )
 
         sweep_dir = Path(config.hydra.sweep.dir)
         console = terminal()
