@@ -176,7 +176,11 @@ class OptunaSweeper(Sweeper):
         sampled = [f"{key}={override_value(value)}" for key, value in trial.params.items()]
         plumbing = [f"num_threads={threads}", f"optuna_trial.number={trial.number}"]
         if storage:
-            plumbing += [f"optuna_trial.storage='{storage}'", f"optuna_trial.study_name='{study.study_name}'"]
+            plumbing += [
+                f"optuna_trial.storage='{storage}'",
+                f"optuna_trial.study_name='{study.study_name}'",
+                f"optuna_trial.pruner={self.pruner_override()}",
+            ]
         hydra_overrides = [o for o in self.config.hydra.overrides.hydra if not o.startswith("hydra.mode=")]
         command = [
             sys.executable,
@@ -193,6 +197,16 @@ class OptunaSweeper(Sweeper):
         with open(job_dir / "output.log", "wb") as output:
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
         return RunningTrial(trial, process, job_dir, time.time())
+
+    def pruner_override(self) -> str:
+        """The pruner's config as a Hydra dict override: the job decides ``should_prune`` with the same
+        pruner (a study loaded from storage gets Optuna's default pruner otherwise)."""
+        assert self.config is not None
+        node = OmegaConf.to_container(self.config.hydra.sweeper.pruner, resolve=True)
+        items = [
+            f"{key}:'{value}'" if isinstance(value, str) else f"{key}:{value}" for key, value in node.items()
+        ]
+        return "{" + ",".join(items) + "}"
 
     def finish(self, study: optuna.Study, job: RunningTrial) -> None:
         state, value = trial_outcome(job.job_dir, job.process.returncode)

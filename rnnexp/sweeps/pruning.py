@@ -29,6 +29,7 @@ class OptunaPruning(pl.Callback):
         self.number = trial.get("number")
         self.storage = trial.get("storage")
         self.study_name = trial.get("study_name")
+        self.pruner = trial.get("pruner")  # the sweep's pruner (its config's ``_target_`` is instantiated)
         self.monitor = monitor
         self.validations = 0
         self.pruned_at: int | None = None
@@ -46,11 +47,17 @@ class OptunaPruning(pl.Callback):
 
     def trial(self):  # optuna.trial.Trial, opened on first use (optuna is imported only in sweeps)
         if self._trial is None:
+            import hydra
             import optuna
 
-            from rnnexp.sweeps.storage import load_study
+            from rnnexp.sweeps.storage import open_storage
 
-            study = load_study(self.study_name, self.storage)
+            pruner = self.pruner  # Hydra instantiated it with this callback, unless built by hand
+            if isinstance(pruner, dict | DictConfig):
+                pruner = hydra.utils.instantiate(pruner)
+            study = optuna.load_study(
+                study_name=self.study_name, storage=open_storage(self.storage), pruner=pruner
+            )
             trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, self.number)
             self._trial = optuna.trial.Trial(study, trial_id)
         return self._trial
