@@ -15,8 +15,8 @@ import torch
 from matplotlib.figure import Figure
 
 from rnnexp import demonstrations
-from rnnexp.sweeps import report as review
 from rnnexp.errors import DataError
+from rnnexp.sweeps import report as review
 from tests.conftest import ROOT
 from tests.sweep_runs import grid_sweep, mnist_run, text_run
 
@@ -80,13 +80,23 @@ def test_learning_curves_come_from_each_jobs_metrics_csv(sweep_dir):
     assert all(len(ax.get_lines()) == len(completed) for ax in fig.axes)  # one curve per completed job
 
 
-def test_parameter_effects_plot_one_panel_per_swept_parameter(sweep_dir):
-    fig = review.plot_parameter_effects(review.load_sweep(sweep_dir))
-    visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in visible] == ["model", "optimizer.lr"]
-    # The two completed jobs (lr=0.003) are the points; the failed ones are counted, not drawn.
-    assert sum(len(c.get_offsets()) for c in visible[0].collections) == 2 + 2  # points + category means
-    assert "2 failed" in fig.get_suptitle()
+def test_a_grid_becomes_an_optuna_study_for_optunas_plots(sweep_dir):
+    runs = review.load_sweep(sweep_dir)
+    study = review.sweep_study(runs, [sweep_dir])  # a grid has no stored study: one is built from its jobs
+    assert study.direction.name == "MINIMIZE"
+    assert [t.state.name for t in study.trials] == [
+        "COMPLETE" if s == "completed" else "FAIL" for s in runs["status"]
+    ]
+    for trial, (_, row) in zip(study.trials, runs.iterrows(), strict=True):
+        assert trial.params == {"model": row["model"], "optimizer.lr": row["optimizer.lr"]}
+        if trial.state.name == "COMPLETE":
+            assert trial.value == row["objective"]
+            assert list(trial.intermediate_values) == [0, 1]  # val/mse of each epoch
+    figures = review.study_figures(study)
+    assert {"Optimization history", "Objective against each parameter", "Parallel coordinates"} <= set(
+        figures
+    )
+    assert all(isinstance(f, Figure) and f.axes for f in figures.values())
 
 
 def test_report_cli_writes_html_with_embedded_figures_and_a_png(sweep_dir, tmp_path):

@@ -163,7 +163,9 @@ def test_a_running_sweep_prints_a_line_per_finished_trial(optuna_sweep):
     assert [(n, state, left) for n, state, _, _, left in lines] == [
         ("0", "COMPLETE", "3"), ("1", "PRUNED", "2"), ("2", "COMPLETE", "1"), ("3", "FAIL", "0"),
     ]  # fmt: skip
-    assert lines[1][2] and lines[1][3] == lines[0][2].split("=")[1]  # a pruned trial has a value; best: trial 0
+    assert (
+        lines[1][2] and lines[1][3] == lines[0][2].split("=")[1]
+    )  # a pruned trial has a value; best: trial 0
 
 
 @pytest.mark.slow  # a third `python train.py` start-up (~15 s on 2 busy cores)
