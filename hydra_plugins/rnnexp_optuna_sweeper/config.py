@@ -31,7 +31,7 @@ class MedianPrunerConf:
 
     _target_: str = "optuna.pruners.MedianPruner"
     n_startup_trials: int = 4  # finished trials before anything is pruned
-    n_warmup_steps: int = 1  # validations a trial always gets
+    n_warmup_steps: int = 1  # validations before pruning may start (1: never at the first)
     interval_steps: int = 1
 
 

@@ -118,7 +118,7 @@ def png_base64(source: Figure | Path) -> str:
     if isinstance(source, Path):
         return base64.b64encode(source.read_bytes()).decode()
     buffer = io.BytesIO()
-    source.savefig(buffer, format="png", dpi=90)
+    source.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
 
 

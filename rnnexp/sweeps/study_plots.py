@@ -103,7 +103,6 @@ def study_figures(study: optuna.Study) -> dict[str, Figure]:
                 continue
         figure = np.atleast_1d(axes).flat[0].figure
         figure.set_size_inches(max(figure.get_size_inches()[0], 7), 4.5)
-        figure.set_layout_engine("constrained")
         plt.close(figure)  # pyplot made it; the caller shows or saves it
         figures[title] = figure
     return figures
