@@ -1,11 +1,37 @@
-"""Review a sweep from the command line; the tables, plots and report live in rnnexp.sweeps.report.
+"""Review a sweep: every job of a multirun or Optuna directory as a table row (overrides, status, metrics,
+time), learning curves overlaid, the best run, the effect of each swept parameter, and a static report.
 
-python -m rnnexp.review logs/train/multiruns/<time> --out report.html     (or --out report.png)
+    python -m rnnexp.review logs/train/multiruns/<time> --out report.html     (or --out report.png)
 """
 
-import sys
+from __future__ import annotations
 
-from rnnexp.sweeps.report import main
+import argparse
+import sys
+from pathlib import Path
+
+from rnnexp.errors import DataError
+from rnnexp.sweeps.records import load_sweep
+from rnnexp.sweeps.report import print_runs_table, terminal, write_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rnnexp.review", description=__doc__.splitlines()[0])
+    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun directories (several: one study)")
+    parser.add_argument(
+        "--out", type=Path, help="report.html or report.png (default: <sweep dir>/report.html)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        runs = load_sweep(*args.sweep_dirs)
+        print_runs_table(runs, terminal())
+        out = write_report(args.sweep_dirs, args.out or args.sweep_dirs[0] / "report.html", runs)
+    except DataError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"report written to {out}")
+    return 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,1 +1,3 @@
-"""Sweeps: the Optuna sweeper's helpers (pruning, trial plumbing), reading a sweep back, and its review report."""
+"""Comparing runs: the Hydra callback that summarises a sweep (``summary``), reading a sweep directory into
+tables (``records``), plots and the static report (``report``), and the classic pictures of one trained run
+(``demonstrations``). The notebooks call these."""

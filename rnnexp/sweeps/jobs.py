@@ -10,7 +10,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp.distributed import in_multirun
+from rnnexp.lifecycle.launch import in_multirun
 
 # Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing.
 PLUMBING = ("optuna_trial.", "num_threads")

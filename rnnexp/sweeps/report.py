@@ -1,13 +1,8 @@
-"""Review a sweep: every job of a multirun or Optuna directory as a table row (overrides, status, metrics,
-time), learning curves overlaid, the best run, Optuna's plots of the study (rnnexp.sweeps.study_plots), and a
-static report.
-
-    python -m rnnexp.review logs/train/multiruns/<time> --out report.html     (or --out report.png)
-"""
+"""Show a sweep read by ``rnnexp.sweeps.records``: learning curves overlaid, Optuna's plots of the study
+(``rnnexp.sweeps.study_plots``), the best run's figures, a static HTML/PNG report and the terminal table."""
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -29,28 +24,9 @@ from rnnexp.sweeps.records import (
     learning_curves,
     load_sweep,
     optimization_results,
-    optuna_trials,
     swept_parameters,
 )
 from rnnexp.sweeps.study_plots import study_figures, sweep_study
-
-# The notebooks' API: reading a sweep (from rnnexp.sweeps.records) and showing it (here).
-__all__ = [
-    "best_run",
-    "fixed_overrides",
-    "latest_sweep_dir",
-    "learning_curves",
-    "load_sweep",
-    "optimization_results",
-    "optuna_trials",
-    "plot_learning_curves",
-    "run_figure_paths",
-    "study_figures",
-    "summary_table",
-    "sweep_study",
-    "swept_parameters",
-    "write_report",
-]
 
 Canvas = Figure | SubFigure
 
@@ -199,7 +175,7 @@ def write_report(sweep_dirs: list[str | Path], out: str | Path, runs: pd.DataFra
     return out
 
 
-def print_runs(runs: pd.DataFrame, console: Console) -> None:
+def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
     """The runs table on the terminal (swept parameters, objective, time), then why each failed job failed
     (a pruned job is not a failure: its status says so)."""
     params = swept_parameters(runs)
@@ -222,35 +198,3 @@ def print_runs(runs: pd.DataFrame, console: Console) -> None:
 def terminal() -> Console:
     """A console for tables: the terminal's width, or 160 columns when the output goes to a file or a log."""
     return Console() if sys.stdout.isatty() else Console(width=160)
-
-
-def latest_sweep_dir(root: str | Path = "logs") -> Path:
-    """The most recently started multirun directory under ``root`` (each holds multirun.yaml)."""
-    candidates = sorted(Path(root).glob("**/multirun.yaml"), key=lambda p: p.stat().st_mtime)
-    if not candidates:
-        raise DataError(
-            f"No multirun directory under {root}; run `python train.py -m ...` first or pass its path."
-        )
-    return candidates[-1].parent
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m rnnexp.review", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dirs", nargs="+", type=Path, help="multirun directories (several: one study)")
-    parser.add_argument(
-        "--out", type=Path, help="report.html or report.png (default: <sweep dir>/report.html)"
-    )
-    args = parser.parse_args(argv)
-    try:
-        runs = load_sweep(*args.sweep_dirs)
-        print_runs(runs, terminal())
-        out = write_report(args.sweep_dirs, args.out or args.sweep_dirs[0] / "report.html", runs)
-    except DataError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    print(f"report written to {out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
