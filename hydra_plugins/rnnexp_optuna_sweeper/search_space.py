@@ -5,7 +5,7 @@ as in Hydra's grid). Anything that is not a sweep is a fixed override every tria
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import IntervalSweep, Override, RangeSweep
+from hydra.core.override_parser.types import Glob, IntervalSweep, Override, RangeSweep
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -20,7 +20,7 @@ def distribution(override: Override) -> BaseDistribution:
     """The Optuna distribution of one sweep override (``override.is_sweep_override()`` must hold)."""
     value = override.value()
     key = override.get_key_element()
-    if override.is_choice_sweep():
+    if override.is_choice_sweep() and not isinstance(value, Glob):  # glob() picks config files
         return CategoricalDistribution(list(override.sweep_iterator()))
     if override.is_range_sweep():
         assert isinstance(value, RangeSweep)
