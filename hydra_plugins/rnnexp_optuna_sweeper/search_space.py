@@ -19,7 +19,6 @@ from rnnexp.errors import ConfigError
 def distribution(override: Override) -> BaseDistribution:
     """The Optuna distribution of one sweep override (``override.is_sweep_override()`` must hold)."""
     value = override.value()
-    key = override.get_key_element()
     if override.is_choice_sweep() and not isinstance(value, Glob):  # glob() picks config files
         return CategoricalDistribution(list(override.sweep_iterator()))
     if override.is_range_sweep():
@@ -35,7 +34,7 @@ def distribution(override: Override) -> BaseDistribution:
             return IntDistribution(value.start, value.end, log=log)
         return FloatDistribution(float(value.start), float(value.end), log=log)
     raise ConfigError(
-        f"hydra.sweeper.params: {key}={override.get_value_element_as_str()} is a sweep Optuna cannot "
+        f"{override.input_line} (hydra.sweeper.params or the command line) is a sweep Optuna cannot "
         "sample; use choice(...), interval(lo, hi), tag(log, interval(lo, hi)) or range(start, stop, step)."
     )
 
