@@ -79,7 +79,9 @@ def test_search_space_corners_make_valid_models(name, tmp_path):
 
 def test_grid_runs_every_job_in_its_own_directory_and_a_failing_job_does_not_stop_it(tmp_path_factory):
     sweep_dir, proc = grid_sweep(tmp_path_factory)
-    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: int(p.name))
+    jobs = sorted(
+        (p for p in sweep_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name)
+    )  # not tensorboard/
     assert [p.name for p in jobs] == ["0", "1", "2", "3"], proc.stdout[-3000:] + proc.stderr[-3000:]
     completed, failed = [], []
     for job in jobs:
