@@ -34,9 +34,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
 
 from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
-from rnnexp.char_model import CharRNN, repackage_hidden  # noqa: E402
+from rnnexp.char_model import CharRNN  # noqa: E402
 from rnnexp.data import CharCorpus  # noqa: E402
 from rnnexp.generate import sample  # noqa: E402
+from rnnexp.network import repackage_hidden  # noqa: E402
 from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
 

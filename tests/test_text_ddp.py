@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from rnnexp.checkpoints import load_task, read_checkpoint
-from rnnexp.data.char_corpus import StreamBatches, batchify
+from rnnexp.data.streams import StreamBatches, batchify
 from rnnexp.training import train
 from tests.conftest import compose_config
 from tests.test_text_resume import write_corpus

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from rnnexp.char_model import CharRNN, repackage_hidden
-from rnnexp.data.char_corpus import StreamBatches, batchify
+from rnnexp.char_model import CharRNN
+from rnnexp.data.streams import StreamBatches, batchify
 from rnnexp.errors import ConfigError
 from rnnexp.generate import sample
-from rnnexp.network import RecurrentSpec
+from rnnexp.network import RecurrentSpec, repackage_hidden
 from rnnexp.tasks import CharLanguageModel
 from rnnexp.vocab import Vocabulary
 
