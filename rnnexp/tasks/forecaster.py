@@ -38,7 +38,7 @@ class StepwiseMSE(Metric):
 
 def persistence_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
     """The naive forecast: the last observed value repeated, ``(batch, horizon, features)``."""
-    return context[:, -1:].expand(-1, horizon, -1)
+    return context[:, -1:].expand(-1, horizon, -1).contiguous()
 
 
 class Forecaster(SequenceTask):
