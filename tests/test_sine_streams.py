@@ -85,7 +85,9 @@ def test_streams_refuse_a_bidirectional_model_and_forecast_windows(make_cfg):
         train(make_cfg("datamodule.tbptt=true", "model.bidirectional=true", "trainer=debug"))
     with pytest.raises(ConfigError, match=r"datamodule\.tbptt=true .* datamodule\.task=forecast"):
         SineWaves(task="forecast", tbptt=True)
-    with pytest.raises(ConfigError, match=r"The val split has 64 steps, too few for datamodule\.batch_size=128"):
+    with pytest.raises(
+        ConfigError, match=r"The val split has 64 steps, too few for datamodule\.batch_size=128"
+    ):
         SineWaves(tbptt=True, num_sequences=10, batch_size=128).setup("fit")
 
 

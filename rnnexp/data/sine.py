@@ -60,7 +60,7 @@ def make_forecast_windows(
     wave, _ = make_sine_waves("sin_to_cos", num_sequences, seq_len + horizon, 0.0, freq_range, step, seed)
     gen = torch.Generator().manual_seed(seed + 1)  # noise independent of the waves' phases and frequencies
     context = wave[:, :seq_len] + noise * torch.randn((num_sequences, seq_len, 1), generator=gen)
-    return context, wave[:, seq_len:]
+    return context, wave[:, seq_len:].contiguous()
 
 
 def make_sine_stream(
