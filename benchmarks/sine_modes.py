@@ -22,11 +22,10 @@ import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
+    sys.path.insert(0, str(ROOT))  # benchmarks.common
 
 from benchmarks.common import prepare_run  # noqa: E402
-from rnnexp.training import train  # noqa: E402
-from tests.conftest import compose_config  # noqa: E402
+from rnnexp.training import compose_config, train  # noqa: E402
 
 
 class EpochTimer(pl.Callback):

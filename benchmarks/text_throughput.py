@@ -34,10 +34,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
 
 from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
-from rnnexp.char_model import CharRNN  # noqa: E402
 from rnnexp.data import CharCorpus  # noqa: E402
-from rnnexp.generate import sample  # noqa: E402
-from rnnexp.network import repackage_hidden  # noqa: E402
+from rnnexp.models.char_rnn import CharRNN  # noqa: E402
+from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
+from rnnexp.models.sampling import sample  # noqa: E402
 from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402
 
@@ -197,7 +197,7 @@ def plain_chars_per_s(cfg: DictConfig, shape: Shape, warmup: int, steps: int, de
 
 
 def generate_chars_per_s(cfg: DictConfig, length: int, device: torch.device) -> float:
-    """``rnnexp.generate.sample``: one prompt, one character per forward step (as the CLI runs it)."""
+    """``rnnexp.models.sampling.sample``: one prompt, one character per forward step (as the CLI runs it)."""
     net, _ = build_plain(cfg, device)
     sample(net, "the ", 20, seed=0)  # warm-up: kernels, allocator
     synchronize(device)

@@ -9,8 +9,8 @@ import torch
 
 from rnnexp.data import SineWaves
 from rnnexp.errors import ConfigError
+from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.seq2seq import EncoderDecoder, RecurrentDecoder, VectorBridge, decode
-from rnnexp.network import RecurrentSpec
 from rnnexp.tasks import Forecaster
 from rnnexp.training import train
 

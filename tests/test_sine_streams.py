@@ -7,7 +7,7 @@ import torch
 from rnnexp.data import SineWaves
 from rnnexp.data.streams import rank_streams
 from rnnexp.errors import ConfigError
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 from rnnexp.tasks import SequenceRegressor
 from rnnexp.training import train
 from tests.conftest import compose_config

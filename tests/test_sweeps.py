@@ -13,8 +13,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
-from rnnexp.network import RecurrentSpec
-from rnnexp.review import load_sweep, optuna_trials
+from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.sweeps.records import load_sweep, optuna_trials
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config
 from tests.sweep_runs import TINY_SINE, grid_sweep, run_cli

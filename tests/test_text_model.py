@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from rnnexp.char_model import CharRNN
 from rnnexp.data.streams import StreamBatches, batchify
+from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError
-from rnnexp.generate import sample
-from rnnexp.network import RecurrentSpec, repackage_hidden
+from rnnexp.models.char_rnn import CharRNN
+from rnnexp.models.recurrent import RecurrentSpec, repackage_hidden
+from rnnexp.models.sampling import sample
 from rnnexp.tasks import CharLanguageModel
-from rnnexp.vocab import Vocabulary
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.log.*:UserWarning")  # tasks used without a Trainer
 

@@ -10,11 +10,11 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from rnnexp.checkpoints import load_task
 from rnnexp.errors import TrainingError
+from rnnexp.lifecycle.checkpoint import load_task
 from rnnexp.training import train
 
-QUIET = ["callbacks=none", "+callbacks.guard._target_=rnnexp.callbacks.NonFiniteLossGuard"]
+QUIET = ["callbacks=none", "+callbacks.guard._target_=rnnexp.lifecycle.non_finite.NonFiniteLossGuard"]
 
 
 def test_lstm_learns_sin_to_cos_well_below_the_target_variance(make_cfg):

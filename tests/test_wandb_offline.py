@@ -11,7 +11,7 @@ import yaml
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
-from rnnexp.network import RecurrentSpec
+from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.run import prepare_wandb, wandb_credentials_found
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config

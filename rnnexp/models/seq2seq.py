@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnexp.network import Hidden, RecurrentSpec, build_recurrent_layer
+from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer
 
 NextInput = Callable[[torch.Tensor], torch.Tensor]
 """A step's output ``(batch, 1, output_size)`` → the next step's input ``(batch, 1, input_size)``."""

@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.lifecycle.checkpoint import write_identity
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -21,7 +22,7 @@ class SequenceTask(pl.LightningModule):
 
     The network, optimizer and scheduler arrive as objects (Hydra builds the last two with ``_partial_``),
     so a task never parses strings; the network's spec is stored in each checkpoint so
-    ``rnnexp.checkpoints.load_task`` can rebuild it.
+    ``rnnexp.lifecycle.checkpoint.load_task`` can rebuild it.
     """
 
     def __init__(
@@ -98,7 +99,7 @@ class SequenceTask(pl.LightningModule):
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
-        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
+        # value restored from its checkpoint (rnnexp.lifecycle.resume_state.ResumeState).
         if self.trainer.ckpt_path is None:
             self.best_tracker()[1].reset()
 
@@ -150,12 +151,4 @@ class SequenceTask(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rnnexp"] = {
-            "task": qualified_name(type(self)),
-            "net_class": qualified_name(type(self.net)),
-            "net": self.net.describe(),
-        }
-
-
-def qualified_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
+        write_identity(checkpoint, self)

@@ -11,10 +11,10 @@ import torch
 from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from rnnexp.errors import ConfigError
-from rnnexp.network import Hidden, repackage_hidden
+from rnnexp.lifecycle.checkpoint import CARRIED_HIDDEN
+from rnnexp.models.recurrent import Hidden, repackage_hidden
 
 STAGES = ("train", "val", "test")
-CHECKPOINT_KEY = "carried_hidden"
 
 
 class CarriesHiddenState:
@@ -78,11 +78,11 @@ class CarriesHiddenState:
         super().on_save_checkpoint(checkpoint)
         hidden = self.carried["train"]
         if self.carry_enabled and hidden is not None:  # None on every rank alike: no collective hangs
-            checkpoint[CHECKPOINT_KEY] = carried_hidden_state(hidden, self.trainer, self.all_gather)
+            checkpoint[CARRIED_HIDDEN] = carried_hidden_state(hidden, self.trainer, self.all_gather)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_load_checkpoint(checkpoint)
-        self.resumed_train_state = checkpoint.get(CHECKPOINT_KEY)
+        self.resumed_train_state = checkpoint.get(CARRIED_HIDDEN)
 
 
 def carried_hidden_state(

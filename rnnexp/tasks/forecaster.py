@@ -14,10 +14,10 @@ from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, MinMetric
 
 from rnnexp.errors import ConfigError
-from rnnexp.figures import publish_figure
+from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.seq2seq import EncoderDecoder
-from rnnexp.network import RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.figures import publish_figure
 
 
 class StepwiseMSE(Metric):

@@ -13,11 +13,11 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 from torch.nn import functional as F
 from torchmetrics import Metric, MinMetric
 
-from rnnexp.char_model import CharRNN, check_language_model_options
 from rnnexp.data.char_corpus import CharCorpus
 from rnnexp.errors import ConfigError
-from rnnexp.generate import check_prompt, check_sampling_options, sample
-from rnnexp.network import Hidden, RecurrentSpec
+from rnnexp.models.char_rnn import CharRNN, check_language_model_options
+from rnnexp.models.recurrent import Hidden, RecurrentSpec
+from rnnexp.models.sampling import check_prompt, check_sampling_options, sample
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
 

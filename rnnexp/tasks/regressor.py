@@ -8,10 +8,10 @@ from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, MinMetric
 
 from rnnexp.errors import ConfigError
-from rnnexp.figures import plot_sequences, publish_figure
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
+from rnnexp.tasks.figures import plot_sequences, publish_figure
 
 
 class SequenceRegressor(CarriesHiddenState, SequenceTask):
