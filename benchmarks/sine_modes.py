@@ -22,9 +22,9 @@ import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # benchmarks.common
+    sys.path.insert(0, str(ROOT))  # `python benchmarks/<script>.py` finds rnnexp and benchmarks.harness
 
-from benchmarks.common import prepare_run  # noqa: E402
+from benchmarks.harness import prepare_run  # noqa: E402
 from rnnexp.training import compose_config, train  # noqa: E402
 
 
