@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rnnexp.training import train
-from tests.conftest import ROOT, bar_images, compose_config, run_cli, write_idx
+from tests.conftest import bar_images, compose_config, run_cli, write_idx
 
 # Two training batches and one validation/test batch of short sine sequences: a job takes about a second.
 TINY_SINE = [
@@ -68,10 +68,8 @@ def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _made["mnist"]
 
 
-def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """A character model trained a few steps on a small corpus, or None where datamodule=text is absent."""
-    if not (ROOT / "conf" / "datamodule" / "text.yaml").is_file():
-        return None
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A character model trained a few steps on a small corpus."""
     if "text" not in _made:
         base = tmp_path_factory.mktemp("text")
         corpus = base / "corpus.txt"
@@ -85,3 +83,16 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
         train(cfg)
         _made["text"] = base / "run"
     return _made["text"]
+
+
+def sine_mode_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A stateful sine run (tbptt streams) and a forecasting run, each a few steps on tiny data."""
+    if "streams" not in _made:
+        base = tmp_path_factory.mktemp("sine_modes")
+        small = ["datamodule.num_sequences=64", "datamodule.seq_len=16", "datamodule.batch_size=8",
+                 "model.hidden_size=8", "trainer.max_epochs=1", "callbacks.progress_bar=null",
+                 "trainer.enable_model_summary=false", "task.log_figures=false"]  # fmt: skip
+        train(compose_config(["datamodule.tbptt=true", *small], base / "streams"))
+        train(compose_config(["datamodule=sine_forecast", "datamodule.horizon=5", *small], base / "forecast"))
+        _made["streams"], _made["forecast"] = base / "streams", base / "forecast"
+    return _made["streams"], _made["forecast"]
