@@ -107,9 +107,14 @@ def test_report_cli_writes_html_with_embedded_figures_and_a_png(sweep_dir, tmp_p
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
-    best_figures = report.run_figure_paths(records.best_run(records.load_sweep(sweep_dir))["run_dir"])
+    runs = records.load_sweep(sweep_dir)
+    best_figures = report.run_figure_paths(records.best_run(runs)["run_dir"])
     assert best_figures  # the sine run's validation predictions
-    assert page.count('src="data:image/png;base64,') == 2 + len(best_figures)  # curves, parameters, the run's
+    optuna_figures = report.study_figures(report.sweep_study(runs, [sweep_dir]))
+    assert len(optuna_figures) == 5  # history, slices, parallel coordinates, importances, intermediate values
+    # The learning curves, Optuna's plots, the best run's own figures.
+    assert page.count('src="data:image/png;base64,') == 1 + len(optuna_figures) + len(best_figures)
+    assert all(f"<h2>{title}</h2>" in page for title in optuna_figures)
     assert page.count("loss became inf") == 2 and "Best run" in page
     # Jobs run in grid order (model-major): rnn/0.003, rnn/1e30, gru/0.003, gru/1e30; the lr=1e30 ones fail.
     failures = re.findall(r"^job (\d+) (\w+): (.*)$", proc.stdout, re.M)
