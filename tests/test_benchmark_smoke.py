@@ -17,6 +17,7 @@ from benchmarks.harness import CELLS, CellResult, per_step_callbacks
 from rnnexp.lifecycle.interrupts import InterruptCheckpoint
 from rnnexp.lifecycle.non_finite import NonFiniteLossGuard
 from rnnexp.lifecycle.resume_state import ResumeState
+from rnnexp.sweeps.pruning import OptunaPruning
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -83,7 +84,7 @@ def test_the_lightning_path_is_the_default_mnist_rows_config_with_clipping_on(tm
     assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
     # What runs each step stays in: the default callbacks minus checkpoints, early stopping and progress bar.
     kept = {type(cb) for cb in per_step_callbacks(cfg)}
-    assert kept == {InterruptCheckpoint, ResumeState, LearningRateMonitor, NonFiniteLossGuard}
+    assert kept == {InterruptCheckpoint, ResumeState, LearningRateMonitor, NonFiniteLossGuard, OptunaPruning}
 
 
 def run_main(module, *args: str) -> None:
