@@ -15,8 +15,10 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.checkpoints import check_fits
+from rnnexp.config.checks import check_causality, check_config
 from rnnexp.distributed import ReportProgress, fit_progress, in_multirun, strategy_for_launch
 from rnnexp.errors import RnnexpError
+from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
 from rnnexp.network import RecurrentSpec
 from rnnexp.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 
@@ -71,6 +73,7 @@ def supported_precision(requested: str, accelerator: str, bf16_supported: bool) 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
     started = time.time()
+    check_config(cfg)  # every value a user typed, before anything is built or read
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
@@ -80,7 +83,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     spec: RecurrentSpec = instantiate(cfg.model)
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
-    callbacks = [*instantiate_group(cfg.get("callbacks")), ReportProgress()]
+    check_causality(spec, datamodule)
+    callbacks = [*instantiate_group(cfg.get("callbacks")), ReportProgress(), ValidateAtRunEnd()]
     loggers = instantiate_group(cfg.get("logger"))
     strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
     bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -108,9 +112,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    epochs, global_step = fit_progress(trainer)
+    if validated_at_step(trainer) != global_step:
+        # The run ended where no validation could run (e.g. check_val_every_n_epoch skipped the last epoch):
+        # validate once now, so the val metrics and optimized_metric describe the final weights.
+        log.info("No validation ran at the end of training (step %d); validating once now.", global_step)
+        trainer.validate(task, datamodule=datamodule, weights_only=True)
     fit_metrics = scalar_metrics(trainer.callback_metrics)
     best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    epochs, global_step = fit_progress(trainer)
 
     test_metrics: dict[str, float] = {}
     if cfg.get("test"):

@@ -110,6 +110,9 @@ class CharCorpus(pl.LightningDataModule):
     """
 
     per_step = True
+    # The target of each character is the next one, which is the next input (rnnexp.config.checks).
+    targets_are_future_inputs = True
+    target_description = "a language model predicts each next character, which is the next input"
 
     def __init__(
         self,

@@ -80,7 +80,16 @@ class SineWaves(TensorDataModule):
                 f"datamodule.freq_range={list(freq_range)!r} must be [low, high] with 0 < low <= high."
             )
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
+        self.task = task
         self.split = split_sizes(num_sequences, val_fraction, test_fraction)
+
+    @property
+    def targets_are_future_inputs(self) -> bool:
+        """next_step: the target of step t is the input of step t+1, so the network must be causal
+        (rnnexp.config.checks.check_causality)."""
+        return self.task == "next_step"
+
+    target_description = "datamodule.task=next_step predicts each step's next input"
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

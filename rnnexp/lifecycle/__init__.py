@@ -1,0 +1,1 @@
+"""What happens around a run: checkpoints, resuming, interrupts, launching, and how a run ends."""
