@@ -156,6 +156,9 @@ class ResumeState(pl.Callback):
         checkpoint["metric_states_epoch_finished"] = (
             trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches
         )
+        # Saved at the end of a validation (a step cadence checkpoints there, mid-epoch): that validation is
+        # complete, and Lightning resets its accumulators right after, so a resumed run must not restore them.
+        checkpoint["metric_states_validation_finished"] = trainer.validating
         if trainer.world_size > 1:
             # Each rank accumulates its own share of the epoch's metrics and only rank 0 writes the file, so
             # every rank's accumulators are gathered (Lightning builds the checkpoint on all ranks at once).
@@ -175,12 +178,15 @@ class ResumeState(pl.Callback):
         if by_rank is not None and len(by_rank) == trainer.world_size:
             saved = by_rank[trainer.global_rank]  # otherwise every rank starts from rank 0's accumulators
         epoch_finished = checkpoint.get("metric_states_epoch_finished", False)
+        validation_finished = checkpoint.get("metric_states_validation_finished", False)
         for name, states in saved.items():
             metric = metrics.get(name)
             if not isinstance(metric, Metric):
                 continue  # a metric the task no longer has
-            if epoch_finished and not isinstance(metric, MinMetric | MaxMetric):
-                continue  # an accumulator of the finished epoch
+            if isinstance(metric, MinMetric | MaxMetric):
+                pass  # a best-value tracker: always restored
+            elif epoch_finished or (validation_finished and name.startswith("val_")):
+                continue  # an accumulator of the finished epoch or validation (tasks name them <stage>_...)
             for key, value in states.items():
                 current = getattr(metric, key)
                 if isinstance(current, torch.Tensor):

@@ -99,6 +99,12 @@ class SequenceTask(pl.LightningModule):
         # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
         if self.trainer.ckpt_path is None:
             self.best_tracker()[1].reset()
+        if getattr(self, "run_length_t_max", False):
+            # Here, not in configure_optimizers: counting the batches there would build the training loader
+            # before a resumed run restores its position in the epoch.
+            steps = scheduler_steps_in_run(self.trainer, validation_step_cadence(self.trainer))
+            for config in self.trainer.lr_scheduler_configs:
+                config.scheduler.T_max = steps
 
     def on_validation_epoch_end(self) -> None:
         self.log_epoch_metrics("val")
@@ -142,9 +148,9 @@ class SequenceTask(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         every = validation_step_cadence(self.trainer)
-        options: dict[str, Any] = {}
-        if getattr(self.scheduler_factory, "keywords", {}).get("T_max", 0) is None:
-            options["T_max"] = scheduler_steps_in_run(self.trainer, every)  # `T_max: null`: the whole run
+        # `T_max: null` spans the whole run, known once the training batches are counted: on_train_start.
+        self.run_length_t_max = getattr(self.scheduler_factory, "keywords", {}).get("T_max", 0) is None
+        options = {"T_max": 1} if self.run_length_t_max else {}
         scheduler = self.scheduler_factory(optimizer=optimizer, **options)
         # An epoch cadence steps the scheduler once per epoch; a step cadence right after each validation
         # (``lr_scheduler_step`` skips the other steps), so a plateau scheduler always sees a fresh metric.
