@@ -52,6 +52,11 @@ Rule = Callable[[str, Any], None]
 def check_config(cfg: DictConfig) -> None:
     """Refuse the first bad value with a ConfigError naming its key; called by ``train`` before anything."""
     require_int("seed", cfg.get("seed"), 0, 42, allow=[None])
+    monitor = cfg.get("monitor")
+    if monitor is not None:
+        require_choice("monitor.mode", monitor.get("mode"), MODES)
+        if not isinstance(monitor.get("metric"), str) or not monitor.metric:
+            fail("monitor.metric", monitor.get("metric"), "a logged metric's name", "val/loss")
     check_trainer(cfg.trainer)
     check_node("optimizer", cfg.get("optimizer"), OPTIMIZER_RULES)
     check_node("scheduler", cfg.get("scheduler"), SCHEDULER_RULES)
@@ -59,11 +64,6 @@ def check_config(cfg: DictConfig) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, DictConfig) and "_target_" in node:
                 check_node(f"{group}.{name}", node, rules)
-    monitor = cfg.get("monitor")
-    if monitor is not None:
-        require_choice("monitor.mode", monitor.get("mode"), MODES)
-        if not isinstance(monitor.get("metric"), str) or not monitor.metric:
-            fail("monitor.metric", monitor.get("metric"), "a logged metric's name", "val/loss")
     for key in ("test", "print_config"):
         require_bool(key, cfg.get(key, False))
 

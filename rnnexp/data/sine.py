@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from rnnexp.config.values import fail, is_number, require_int, require_number
 from rnnexp.data.batching import TensorBatchDataset
 from rnnexp.data.splits import split_sizes
 from rnnexp.data.tensor_datamodule import TensorDataModule
@@ -70,10 +71,14 @@ class SineWaves(TensorDataModule):
             ("seq_len", seq_len),
             ("batch_size", batch_size),
         ):
-            if value <= 0:
-                raise ConfigError(f"datamodule.{key}={value!r} must be a positive integer.")
-        if noise < 0:
-            raise ConfigError(f"datamodule.noise={noise!r} must be >= 0.")
+            require_int(f"datamodule.{key}", value, 1, 64)
+        require_number("datamodule.noise", noise, 0.05, low=0.0)
+        require_number("datamodule.step", step, 0.2, low=0.0, low_open=True)
+        require_int("datamodule.seed", seed, 0, 0)
+        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            require_number(f"datamodule.{key}", value, 0.1, low=0.0, high=1.0, high_open=True)
+        if not (len(freq_range) == 2 and all(is_number(f) for f in freq_range)):
+            fail("datamodule.freq_range", list(freq_range), "[low, high], two numbers", "[0.5,1.5]")
         freq_range = tuple(float(f) for f in freq_range)  # a plain tuple keeps checkpoints weights_only-safe
         if len(freq_range) != 2 or not 0 < freq_range[0] <= freq_range[1]:
             raise ConfigError(
