@@ -67,6 +67,7 @@ CONFIG_CASES = [
     (["test=maybe"], "test='maybe'"),
     (["model.hidden_size=0"], "model.hidden_size"),
     (["model.cell=transformer"], "model.cell='transformer'"),
+    (["model.bidirectional=maybe"], "model.bidirectional='maybe'"),
     (["datamodule.batch_size=0"], "datamodule.batch_size=0"),
     (["datamodule.noise=loud"], "datamodule.noise='loud'"),
     (["datamodule.val_fraction=1.5"], "datamodule.val_fraction=1.5"),

@@ -76,6 +76,13 @@ def test_a_run_stopped_by_early_stopping_reports(tmp_path):
     assert results["epochs"] == 2 and val_steps(tmp_path) == [16, 32]
 
 
+def test_a_run_whose_last_epoch_skips_validation_validates_once_at_the_end(tmp_path):
+    # Validation every 2nd epoch of 3: the fit's last validation is after epoch 2 (step 32), not the end.
+    train(compose_config([*SINE, "trainer.max_epochs=3", "trainer.check_val_every_n_epoch=2"], tmp_path))
+    results = finished(tmp_path, "val/mse_best")
+    assert results["global_step"] == 48 and val_steps(tmp_path)[:1] == [32] and len(val_steps(tmp_path)) == 2
+
+
 def test_text_validates_every_n_steps_with_checkpoints_samples_and_scheduler_on_that_cadence(tmp_path):
     corpus = write_corpus(tmp_path / "words.txt")
     run_dir = tmp_path / "run"
@@ -100,6 +107,13 @@ def test_text_validates_every_n_steps_with_checkpoints_samples_and_scheduler_on_
     assert [f"step {s}\n" in samples for s in (3, 6, 9, 12, 15, 16)] == [True] * 6
     scheduler = objects["trainer"].lr_scheduler_configs[0].scheduler  # cosine, T_max: the run's validations
     assert (scheduler.T_max, scheduler.last_epoch) == (6, 5)  # stepped at steps 3, 6, 9, 12, 15
+
+
+def test_a_plateau_scheduler_steps_after_each_validation_of_a_step_cadence(tmp_path):
+    corpus = write_corpus(tmp_path / "words.txt")
+    overrides = ["trainer.val_check_interval=3", "trainer.max_epochs=2", "scheduler=plateau"]
+    _, objects = train(compose_config([*text(corpus), *overrides], tmp_path / "run"))
+    assert objects["trainer"].lr_scheduler_configs[0].scheduler.last_epoch == 5  # steps 3, 6, 9, 12, 15
 
 
 def test_the_default_text_cadence_is_a_step_count(make_cfg):

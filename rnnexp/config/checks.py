@@ -285,6 +285,6 @@ def check_causality(spec: Any, datamodule: Any) -> None:
         raise ConfigError(
             f"model.bidirectional=true cannot be used here: {what}, and the backward direction reads the "
             "sequence from its end, so it would see the value it must predict and report an error far below "
-            "what a causal model can reach. Use model.bidirectional=false, or a task whose targets are not "
-            "inputs (e.g. datamodule.task=sin_to_cos)."
+            f"what a causal model can reach. Use model.bidirectional=false"
+            f"{getattr(datamodule, 'causal_alternative', '')}."
         )

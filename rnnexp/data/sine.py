@@ -95,6 +95,7 @@ class SineWaves(TensorDataModule):
         return self.task == "next_step"
 
     target_description = "datamodule.task=next_step predicts each step's next input"
+    causal_alternative = ", or datamodule.task=sin_to_cos, whose targets are not inputs"
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

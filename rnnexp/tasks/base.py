@@ -157,6 +157,8 @@ class SequenceTask(pl.LightningModule):
         config: dict[str, Any] = {"scheduler": scheduler, "interval": "step" if every else "epoch"}
         if self.scheduler_monitor:
             config["monitor"] = self.scheduler_monitor
+            # Asked every step, a plateau scheduler finds no metric before the first validation: not an error.
+            config["strict"] = not every
         return {"optimizer": optimizer, "lr_scheduler": config}
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
