@@ -18,8 +18,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
-from rnnexp.distributed import in_multirun
 from rnnexp.errors import RnnexpError
+from rnnexp.lifecycle.launch import in_multirun
 from rnnexp.training import train
 
 log = logging.getLogger("rnnexp")
@@ -103,7 +103,7 @@ def record_failure(cfg: DictConfig, err: BaseException, started: float) -> None:
     (output_dir / "failure.json").write_text(json.dumps(failure, indent=2))
 
 
-def print_summary(results: dict[str, Any], console: Console) -> None:
+def print_run_results(results: dict[str, Any], console: Console) -> None:
     table = Table(title="results")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -143,5 +143,5 @@ def run(cfg: DictConfig) -> float | None:
         sys.exit(1)
     finally:
         finish_wandb(exit_code=0 if succeeded else 1)  # also on Ctrl-C: the next job gets its own run
-    print_summary(results, console)
+    print_run_results(results, console)
     return results["objective"]

@@ -5,24 +5,30 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rnnexp.checkpoints import check_fits
 from rnnexp.config.checks import check_causality, check_config
-from rnnexp.distributed import ReportProgress, fit_progress, in_multirun, strategy_for_launch
 from rnnexp.errors import RnnexpError
+from rnnexp.lifecycle.checkpoint import check_fits
+from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, strategy_for_launch
+from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
-from rnnexp.network import RecurrentSpec
-from rnnexp.resume import config_changes, continue_csv_logs, resolve_ckpt_path
+from rnnexp.models.recurrent import RecurrentSpec
 
 log = logging.getLogger(__name__)
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"  # the repository's configs, as train.py uses them
 
 
 def instantiate(node: Any, **kwargs: Any) -> Any:
@@ -70,6 +76,58 @@ def supported_precision(requested: str, accelerator: str, bf16_supported: bool) 
     return requested
 
 
+@dataclass
+class Experiment:
+    """The objects one run is made of, composed from its config."""
+
+    spec: RecurrentSpec
+    datamodule: pl.LightningDataModule
+    trainer: pl.Trainer
+    task: pl.LightningModule
+
+
+def build_experiment(cfg: DictConfig, callbacks: list[pl.Callback] | None = None) -> Experiment:
+    """Compose the run's objects as ``train`` does (the benchmarks measure exactly this path). The cheap,
+    validated objects come first: a bad ``model.*`` value fails before any data is read. ``callbacks``
+    replaces the configured ones (a benchmark keeps only those that act every step)."""
+    spec: RecurrentSpec = instantiate(cfg.model)
+    datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
+    check_causality(spec, datamodule)
+    if callbacks is None:
+        callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
+    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    precision = supported_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator), bf16_supported)
+    trainer: pl.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=[*callbacks, ReportProgress(), ValidateAtRunEnd()],
+        logger=loggers or False,
+        strategy=strategy,
+        precision=precision,
+    )
+    return Experiment(spec, datamodule, trainer, build_task(cfg, spec, datamodule))
+
+
+def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """The config ``python train.py <overrides>`` would get, with every output under ``output_dir``: for
+    notebooks, benchmarks and tests that run ``train``/``build_experiment`` in-process."""
+    output_dir = Path(output_dir)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.output_dir = str(output_dir)
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.print_config = False
+    HydraConfig.instance().set_config(cfg)  # lets `${hydra:...}` resolve outside a real Hydra run
+    with open_dict(cfg):
+        del cfg.hydra  # a real run's job config has no `hydra` node either
+    return cfg
+
+
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
     started = time.time()
@@ -79,20 +137,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
 
-    # Validate and build the cheap objects first: a bad model.* value fails before any data is read.
-    spec: RecurrentSpec = instantiate(cfg.model)
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
-    datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
-    check_causality(spec, datamodule)
-    callbacks = [*instantiate_group(cfg.get("callbacks")), ReportProgress(), ValidateAtRunEnd()]
-    loggers = instantiate_group(cfg.get("logger"))
-    strategy = strategy_for_launch(cfg.trainer.get("strategy", "auto"), in_multirun())
-    bf16_supported = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    precision = supported_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator), bf16_supported)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, strategy=strategy, precision=precision
-    )
-    task = build_task(cfg, spec, datamodule)
+    experiment = build_experiment(cfg)
+    datamodule, trainer, task = experiment.datamodule, experiment.trainer, experiment.task
     if resume_from is not None:
         checkpoint = check_fits(resume_from, task)
         log.info(

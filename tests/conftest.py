@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,32 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
+
+from rnnexp.data.mnist_rows import write_idx
+from rnnexp.training import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF_DIR = ROOT / "conf"
 
 os.environ.setdefault("WANDB_MODE", "offline")
-
-
-def compose_config(overrides: list[str], run_dir: Path) -> DictConfig:
-    """The config `python train.py <overrides>` would get, with every output under ``run_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(run_dir)
-        cfg.paths.output_dir = str(run_dir)
-        cfg.paths.log_dir = str(run_dir / "logs")
-        cfg.hydra.runtime.output_dir = str(run_dir)
-        cfg.print_config = False
-    HydraConfig.instance().set_config(cfg)  # lets `${hydra:...}` resolve outside a real Hydra run
-    with open_dict(cfg):
-        del cfg.hydra  # a real run's job config has no `hydra` node either
-    return cfg
 
 
 @pytest.fixture
@@ -54,14 +35,6 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
     command = [sys.executable, "train.py", *args]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` (uint8) in the IDX format of the MNIST files: magic, dims, then raw bytes."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    path.write_bytes(header + array.tobytes())
 
 
 def bar_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from rnnexp.callbacks import NonFiniteLossGuard
-from rnnexp.checkpoints import read_checkpoint
 from rnnexp.data import MnistRows
 from rnnexp.errors import ConfigError, DataError, TrainingError
+from rnnexp.lifecycle.checkpoint import read_checkpoint
+from rnnexp.lifecycle.non_finite import NonFiniteLossGuard
 from rnnexp.training import train
 from tests.resilience import fault
 

@@ -9,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 
-from rnnexp.checkpoints import load_task
 from rnnexp.data.batching import EpochBatchSampler
-from rnnexp.distributed import strategy_for_launch
+from rnnexp.lifecycle.checkpoint import load_task
+from rnnexp.lifecycle.launch import strategy_for_launch
 from rnnexp.training import train
 from tests.conftest import compose_config
 from tests.resilience import TINY_RUN, run_cli

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from rnnexp.errors import ConfigError
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 
 BATCH, TIME, FEATURES, OUT = 3, 7, 5, 4
 

@@ -11,7 +11,7 @@ import torch
 
 from rnnexp.data.batching import EpochBatchSampler
 from rnnexp.errors import ConfigError
-from rnnexp.resume import config_changes, resolve_ckpt_path
+from rnnexp.lifecycle.resume import config_changes, resolve_ckpt_path
 from rnnexp.training import train
 from tests.conftest import compose_config
 from tests.resilience import TINY_RUN, fault, reference_run, run_cli, same_results

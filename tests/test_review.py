@@ -14,8 +14,9 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from rnnexp import demonstrations, review
+from rnnexp import review
 from rnnexp.errors import DataError
+from rnnexp.sweeps import demonstrations, records, report
 from tests.conftest import ROOT
 from tests.sweep_runs import grid_sweep, mnist_run, text_run
 
@@ -30,10 +31,10 @@ def results_of(job_dir: str | Path) -> dict:
 
 
 def test_runs_table_has_every_job_with_overrides_status_metrics_and_time(sweep_dir):
-    runs = review.load_sweep(sweep_dir)
+    runs = records.load_sweep(sweep_dir)
     assert list(runs["job"]) == ["0", "1", "2", "3"]
     assert set(runs["model"]) == {"rnn", "gru"} and set(runs["optimizer.lr"]) == {0.003, 1e30}
-    assert review.swept_parameters(runs) == ["model", "optimizer.lr"]
+    assert records.swept_parameters(runs) == ["model", "optimizer.lr"]
     assert runs.attrs["optimized_metric"] == "val/mse_best" and runs.attrs["mode"] == "min"
     for _, row in runs.iterrows():
         if row["optimizer.lr"] == 0.003:
@@ -50,27 +51,27 @@ def test_runs_table_has_every_job_with_overrides_status_metrics_and_time(sweep_d
 
 
 def test_best_run_is_the_completed_job_with_the_lowest_objective(sweep_dir):
-    runs = review.load_sweep(sweep_dir)
+    runs = records.load_sweep(sweep_dir)
     completed = {r: results_of(r)["objective"] for r in runs.loc[runs["status"] == "completed", "run_dir"]}
-    assert review.best_run(runs)["run_dir"] == min(completed, key=completed.get)
+    assert records.best_run(runs)["run_dir"] == min(completed, key=completed.get)
     with pytest.raises(DataError, match="No job of this sweep completed"):
-        review.best_run(runs[runs["status"] == "failed"])
+        records.best_run(runs[runs["status"] == "failed"])
 
 
 def test_job_without_results_or_failure_is_incomplete(sweep_dir, tmp_path):
     copy = shutil.copytree(sweep_dir, tmp_path / "sweep")
     shutil.copytree(copy / "0" / ".hydra", copy / "4" / ".hydra")  # a job killed before it wrote anything
-    runs = review.load_sweep(copy)
+    runs = records.load_sweep(copy)
     assert runs.set_index("job").loc["4", "status"] == "incomplete"
 
 
 def test_learning_curves_come_from_each_jobs_metrics_csv(sweep_dir):
-    runs = review.load_sweep(sweep_dir)
+    runs = records.load_sweep(sweep_dir)
     completed = runs[runs["status"] == "completed"]
-    curves = review.learning_curves(completed.iloc[0]["run_dir"])
+    curves = records.learning_curves(completed.iloc[0]["run_dir"])
     assert list(curves.index) == [0, 1]  # trainer.max_epochs=2
     assert curves["val/mse_best"].iloc[-1] == pytest.approx(completed.iloc[0]["objective"])
-    fig = review.plot_learning_curves(runs)
+    fig = report.plot_learning_curves(runs)
     assert isinstance(fig, Figure) and [ax.get_title() for ax in fig.axes] == [
         "train/loss",
         "val/loss",
@@ -80,7 +81,7 @@ def test_learning_curves_come_from_each_jobs_metrics_csv(sweep_dir):
 
 
 def test_parameter_effects_plot_one_panel_per_swept_parameter(sweep_dir):
-    fig = review.plot_parameter_effects(review.load_sweep(sweep_dir))
+    fig = report.plot_parameter_effects(records.load_sweep(sweep_dir))
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["model", "optimizer.lr"]
     # The two completed jobs (lr=0.003) are the points; the failed ones are counted, not drawn.
@@ -96,10 +97,15 @@ def test_report_cli_writes_html_with_embedded_figures_and_a_png(sweep_dir, tmp_p
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
-    assert page.count('src="data:image/png;base64,') >= 3  # curves, parameters, the best run's own figure
+    best_figures = report.run_figure_paths(records.best_run(records.load_sweep(sweep_dir))["run_dir"])
+    assert best_figures  # the sine run's validation predictions
+    assert page.count('src="data:image/png;base64,') == 2 + len(best_figures)  # curves, parameters, the run's
     assert page.count("loss became inf") == 2 and "Best run" in page
-    assert "job 2 failed" in proc.stdout or "job 1 failed" in proc.stdout
-    png = review.write_report([sweep_dir], tmp_path / "report.png")
+    # Jobs run in grid order (model-major): rnn/0.003, rnn/1e30, gru/0.003, gru/1e30; the lr=1e30 ones fail.
+    failures = re.findall(r"^job (\d+) (\w+): (.*)$", proc.stdout, re.M)
+    assert [(job, status) for job, status, _ in failures] == [("1", "failed"), ("3", "failed")]
+    assert all("loss became inf" in why for _, _, why in failures)
+    png = report.write_report([sweep_dir], tmp_path / "report.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -107,12 +113,12 @@ def test_report_cli_names_a_missing_sweep_directory(tmp_path):
     missing = tmp_path / "nope"
     assert review.main([str(missing)]) == 1
     with pytest.raises(DataError, match=re.escape(str(missing))):
-        review.load_sweep(missing)
+        records.load_sweep(missing)
 
 
 def test_sine_demonstration_plots_the_checkpoints_predictions(sweep_dir):
-    runs = review.load_sweep(sweep_dir)
-    run_dir = review.best_run(runs)["run_dir"]
+    runs = records.load_sweep(sweep_dir)
+    run_dir = records.best_run(runs)["run_dir"]
     task, cfg = demonstrations.load_run(run_dir)
     _, inputs, targets, preds = demonstrations.predict_test_split(task, demonstrations.run_datamodule(cfg), 1)
     assert torch.equal(preds, task(inputs)) and targets.shape == preds.shape == inputs.shape
@@ -138,14 +144,12 @@ def test_mnist_demonstrations_agree_with_the_runs_test_results(tmp_path_factory)
 
 def test_text_demonstration_generates_the_same_text_for_the_same_seed(tmp_path_factory):
     run_dir = text_run(tmp_path_factory)
-    if run_dir is None:
-        pytest.skip("conf/datamodule/text.yaml is not there yet (datamodule=text is built separately)")
     first = demonstrations.generate_text(run_dir, prompt="the ", length=30, seed=3)
     assert first == demonstrations.generate_text(run_dir, prompt="the ", length=30, seed=3)
     assert first.startswith("the ") and len(first) == 4 + 30
     with pytest.raises(DataError, match="not a character language model"):
         demonstrations.generate_text(
-            review.best_run(review.load_sweep(grid_dir(tmp_path_factory)))["run_dir"]
+            records.best_run(records.load_sweep(grid_dir(tmp_path_factory)))["run_dir"]
         )
 
 

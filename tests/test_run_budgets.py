@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnexp.checkpoints import read_checkpoint
+from rnnexp.lifecycle.checkpoint import read_checkpoint
 from rnnexp.training import train
 from tests.conftest import compose_config
 from tests.test_text_resume import write_corpus

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rnnexp.data.char_corpus import CharCorpus, StreamBatches, batchify
+from rnnexp.data.vocab import UNKNOWN, Vocabulary
 from rnnexp.errors import ConfigError, DataError
-from rnnexp.vocab import UNKNOWN, Vocabulary
 
 
 def write_text(tmp_path: Path, text: str, name: str = "corpus.txt") -> Path:

@@ -3,13 +3,13 @@
 import pytest
 import torch
 
-from rnnexp.char_model import CharRNN, repackage_hidden
 from rnnexp.data.char_corpus import StreamBatches, batchify
+from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError
-from rnnexp.generate import sample
-from rnnexp.network import RecurrentSpec
+from rnnexp.models.char_rnn import CharRNN, repackage_hidden
+from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.models.sampling import sample
 from rnnexp.tasks import CharLanguageModel
-from rnnexp.vocab import Vocabulary
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*self.log.*:UserWarning")  # tasks used without a Trainer
 
@@ -74,7 +74,9 @@ def test_each_stage_carries_its_own_state_and_independent_chunks_carry_none():
     task.model_step(batch, "train")
     train_state = task.carried["train"]
     task.model_step(batch, "val")
-    assert task.carried["train"] is train_state and task.carried["val"] is not None
+    val_state = task.carried["val"]
+    assert task.carried["train"] is train_state and val_state is not train_state
+    assert val_state.shape == train_state.shape == (2, 2, 8)  # (layers, batch, hidden) of the GRU
     task.on_validation_epoch_start()
     task.on_train_epoch_start()
     assert task.carried["val"] is None and task.carried["train"] is None

@@ -14,11 +14,11 @@ import pytorch_lightning as pl
 import torch
 
 from rnnexp import generate
-from rnnexp.checkpoints import load_task
 from rnnexp.data.char_corpus import CharCorpus
 from rnnexp.errors import ConfigError
-from rnnexp.generate import sample
-from rnnexp.network import RecurrentSpec
+from rnnexp.lifecycle.checkpoint import load_task
+from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.models.sampling import sample
 from rnnexp.tasks import CharLanguageModel
 from rnnexp.training import train
 from tests.conftest import ROOT, compose_config

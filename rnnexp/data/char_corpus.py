@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader, Dataset
 from rnnexp.config.values import require_bool, require_number
 from rnnexp.data.batching import EpochBatchSampler, ResumableLoader, TensorBatchDataset, tensor_batches
 from rnnexp.data.splits import split_sizes
+from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError, DataError
-from rnnexp.vocab import Vocabulary
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import math
 import shutil
+import struct
 from pathlib import Path
 
+import numpy as np
 import torch
 from torchvision import datasets as tv_datasets
 
@@ -89,6 +91,15 @@ def check_idx_file(path: Path) -> tuple[int, ...]:
             f"has {size}. {REDOWNLOAD}"
         )
     return shape
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` (uint8) in the IDX format of the MNIST files: magic, dims, then raw bytes (to bring
+    one's own images, and for tests and benchmarks that need real files without a download)."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.tobytes())
 
 
 def check_label_range(labels: torch.Tensor, path: Path, num_classes: int, variant: str) -> None:

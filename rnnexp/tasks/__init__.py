@@ -1,4 +1,5 @@
-"""LightningModules: what is learned (loss, metrics, figures) around a RecurrentNet."""
+"""The tasks (LightningModules): what is learned around a network (loss, metrics, the best value) and the
+figures a task publishes to the run directory and the loggers."""
 
 from rnnexp.tasks.base import SequenceTask
 from rnnexp.tasks.classifier import SequenceClassifier

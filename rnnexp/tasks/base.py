@@ -12,7 +12,8 @@ from torch import nn
 from torchmetrics import MeanMetric, Metric
 
 from rnnexp.errors import ConfigError
-from rnnexp.network import RecurrentNet, RecurrentSpec
+from rnnexp.lifecycle.checkpoint import write_identity
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -23,7 +24,7 @@ class SequenceTask(pl.LightningModule):
 
     The network, optimizer and scheduler arrive as objects (Hydra builds the last two with ``_partial_``),
     so a task never parses strings; the network's spec is stored in each checkpoint so
-    ``rnnexp.checkpoints.load_task`` can rebuild it.
+    ``rnnexp.lifecycle.checkpoint.load_task`` can rebuild it.
     """
 
     def __init__(
@@ -96,7 +97,7 @@ class SequenceTask(pl.LightningModule):
 
     def on_train_start(self) -> None:
         # The sanity check's validation must not count as the best epoch; a resumed run keeps the best
-        # value restored from its checkpoint (rnnexp.callbacks.ResumeState).
+        # value restored from its checkpoint (rnnexp.lifecycle.resume_state.ResumeState).
         if self.trainer.ckpt_path is None:
             self.best_tracker()[1].reset()
         if getattr(self, "run_length_t_max", False):
@@ -171,11 +172,7 @@ class SequenceTask(pl.LightningModule):
             scheduler.step(metric)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rnnexp"] = {
-            "task": qualified_name(type(self)),
-            "net_class": qualified_name(type(self.net)),
-            "net": self.net.describe(),
-        }
+        write_identity(checkpoint, self)
 
 
 def validation_step_cadence(trainer: pl.Trainer) -> int | None:
@@ -202,7 +199,3 @@ def scheduler_steps_in_run(trainer: pl.Trainer, every: int | None) -> int:
         )
     per_epoch = max(1, int(trainer.num_training_batches))
     return max(1, math.ceil(total / every) if every else math.ceil(total / per_epoch))
-
-
-def qualified_name(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

@@ -7,9 +7,9 @@ from torch.nn import functional as F
 from torchmetrics import MaxMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
-from rnnexp.figures import plot_confusion_matrix, publish_figure
-from rnnexp.network import RecurrentNet
+from rnnexp.models.recurrent import RecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.figures import plot_confusion_matrix, publish_figure
 
 
 class SequenceClassifier(SequenceTask):

@@ -14,11 +14,12 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 from torch.nn import functional as F
 from torchmetrics import Metric, MinMetric
 
-from rnnexp.char_model import CharRNN, check_language_model_options, repackage_hidden
 from rnnexp.data.char_corpus import CharCorpus
 from rnnexp.errors import ConfigError
-from rnnexp.generate import check_prompt, check_sampling_options, sample
-from rnnexp.network import Hidden, RecurrentSpec
+from rnnexp.lifecycle.checkpoint import CARRIED_HIDDEN
+from rnnexp.models.char_rnn import CharRNN, check_language_model_options, repackage_hidden
+from rnnexp.models.recurrent import Hidden, RecurrentSpec
+from rnnexp.models.sampling import check_prompt, check_sampling_options, sample
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 
 STAGES = ("train", "val", "test")
@@ -132,10 +133,10 @@ class CharLanguageModel(SequenceTask):
         super().on_save_checkpoint(checkpoint)
         hidden = self.carried["train"]
         if self.hparams.carry_hidden and hidden is not None:  # None on every rank alike: no collective hangs
-            checkpoint["carried_hidden"] = carried_hidden_state(hidden, self.trainer, self.all_gather)
+            checkpoint[CARRIED_HIDDEN] = carried_hidden_state(hidden, self.trainer, self.all_gather)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.resumed_train_state = checkpoint.get("carried_hidden")
+        self.resumed_train_state = checkpoint.get(CARRIED_HIDDEN)
 
     def on_validation_epoch_start(self) -> None:
         self.carried["val"] = None

@@ -6,9 +6,9 @@ import torch
 from torch.nn import functional as F
 from torchmetrics import MeanAbsoluteError, MeanSquaredError, Metric, MetricCollection, MinMetric
 
-from rnnexp.figures import plot_sequences, publish_figure
-from rnnexp.network import RecurrentNet
+from rnnexp.models.recurrent import RecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.figures import plot_sequences, publish_figure
 
 
 class SequenceRegressor(SequenceTask):

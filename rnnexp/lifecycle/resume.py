@@ -19,20 +19,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import CSVLogger, Logger
 
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.checkpoint import CHECKPOINT_FOLDER, flatten, newest_file, newest_in_run
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_FOLDER = "checkpoints"
 # Keys that differ between an interrupted run and its resumption by design.
 RESUME_KEYS = ("ckpt_path", "print_config")
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The most recently written ``.ckpt`` in ``folder``: each save captures the state of that moment, so the
-    newest one is the furthest the run got (a step checkpoint, ``last.ckpt`` or an interrupt checkpoint)."""
-    if not folder.is_dir():
-        return None
-    return max(folder.glob("*.ckpt"), key=lambda path: path.stat().st_mtime_ns, default=None)
 
 
 def resolve_ckpt_path(ckpt_path: Any, run_dir: Path, multirun: bool = False) -> Path | None:
@@ -41,7 +33,7 @@ def resolve_ckpt_path(ckpt_path: Any, run_dir: Path, multirun: bool = False) -> 
     if ckpt_path is None:
         return None
     if str(ckpt_path) == "last":
-        found = latest_checkpoint(run_dir / CHECKPOINT_FOLDER)
+        found = newest_file(run_dir / CHECKPOINT_FOLDER)
         if found is None and multirun:
             log.info("ckpt_path=last: %s has no checkpoint yet, so this job starts from scratch.", run_dir)
         elif found is None:
@@ -53,7 +45,7 @@ def resolve_ckpt_path(ckpt_path: Any, run_dir: Path, multirun: bool = False) -> 
         return found
     path = Path(str(ckpt_path)).expanduser()
     if path.is_dir():
-        found = latest_checkpoint(path / CHECKPOINT_FOLDER) or latest_checkpoint(path)
+        found = newest_in_run(path)
         if found is None:
             raise ConfigError(
                 f"ckpt_path={ckpt_path} is a directory without any .ckpt file (nor {CHECKPOINT_FOLDER}/)."
@@ -65,15 +57,6 @@ def resolve_ckpt_path(ckpt_path: Any, run_dir: Path, multirun: bool = False) -> 
             "hydra.run.dir=<the run's directory>)."
         )
     return path
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(tree, dict):
-        return {prefix: tree}
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
-    return flat
 
 
 def config_changes(previous_config: Path, cfg: DictConfig) -> list[str]:
@@ -116,7 +99,7 @@ def continue_csv_logs(loggers: list[Logger], resumed_step: int) -> None:
         log.info("Continuing %s after step %d (%d earlier rows kept).", path, resumed_step - 1, len(rows))
 
 
-def resume_command(run_dir: Path) -> str:
+def run_resume_command(run_dir: Path) -> str:
     """The command line that resumes ``run_dir``: this job's overrides plus ``ckpt_path=last`` and the
     directory (in a multirun, the job is resumed as a single run in its own job directory)."""
     overrides: list[str] = []

@@ -20,8 +20,8 @@ import pytorch_lightning as pl
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
-from rnnexp.callbacks import newest_checkpoint
-from rnnexp.resume import resume_command
+from rnnexp.lifecycle.checkpoint import newest_checkpoint_of
+from rnnexp.lifecycle.resume import run_resume_command
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class InterruptCheckpoint(pl.Callback):
         self.restore_sigint()
         if not isinstance(exception, SIGTERMException):
             if isinstance(exception, KeyboardInterrupt) and trainer.is_global_zero:
-                newest = newest_checkpoint(trainer)
+                newest = newest_checkpoint_of(trainer)
                 log.warning(
                     "Aborted without saving (a checkpoint taken mid-step would be inconsistent). %s",
                     resume_hint(trainer, newest) if newest else "No checkpoint was written yet.",
@@ -85,7 +85,7 @@ class InterruptCheckpoint(pl.Callback):
             return  # other errors (a NaN loss, a bug) must not leave a checkpoint newer than the last good one
         if trainer.sanity_checking or trainer.validating:
             # Mid-validation state cannot be resumed exactly; the newest periodic checkpoint stays the latest.
-            saved = newest_checkpoint(trainer)
+            saved = newest_checkpoint_of(trainer)
         else:
             trainer.save_checkpoint(self.ckpt_path, weights_only=False)  # the full state, to resume from
             saved = Path(self.ckpt_path)
@@ -105,4 +105,4 @@ class InterruptCheckpoint(pl.Callback):
 
 def resume_hint(trainer: pl.Trainer, checkpoint: Path) -> str:
     run_dir = Path(trainer.default_root_dir).resolve()
-    return f"Checkpoint: {checkpoint}. Resume the run in its own directory with:\n  {resume_command(run_dir)}"
+    return f"Checkpoint: {checkpoint}. Resume the run in its own directory with:\n  {run_resume_command(run_dir)}"

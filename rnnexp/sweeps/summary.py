@@ -11,10 +11,12 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rnnexp.errors import DataError
+
 log = logging.getLogger("rnnexp")
 
 
-def resume_command(config: DictConfig) -> str:
+def study_resume_command(config: DictConfig) -> str:
     """The command that continues this sweep's Optuna study from its storage, new trials in a new folder."""
     task_overrides = [shlex.quote(o) for o in config.hydra.overrides.task]
     storage = shlex.quote(f"hydra.sweeper.storage={config.hydra.sweeper.storage}")
@@ -36,7 +38,7 @@ class SweepSummary(Callback):
                 "Optuna study %r is stored in %s. If this sweep is interrupted, resume it with:\n  %s",
                 config.hydra.sweeper.study_name,
                 config.hydra.sweeper.storage,
-                resume_command(config),
+                study_resume_command(config),
             )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -46,13 +48,14 @@ class SweepSummary(Callback):
             log.warning("Could not summarise the sweep (%s: %s).", type(err).__name__, err)
 
     def print_summary(self, config: DictConfig) -> None:
-        from rnnexp.errors import DataError
-        from rnnexp.review import best_run, load_sweep, optimization_results, print_runs, terminal  # pandas
+        # Imported when a sweep ends, not when every single run starts: pandas and matplotlib cost ~1 s.
+        from rnnexp.sweeps.records import best_run, load_sweep, optimization_results
+        from rnnexp.sweeps.report import print_runs_table, terminal
 
         sweep_dir = Path(config.hydra.sweep.dir)
         console = terminal()
         runs = load_sweep(sweep_dir)
-        print_runs(runs, console)
+        print_runs_table(runs, console)
         try:
             best = best_run(runs)
             console.print(

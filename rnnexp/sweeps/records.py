@@ -1,5 +1,5 @@
 """Read a sweep from disk: every job of a multirun or Optuna directory (overrides, status, metrics, time,
-the failure reason), the Optuna study and each run's learning curves, as pandas tables for rnnexp.review."""
+the failure reason), the Optuna study and each run's learning curves, as pandas tables for rnnexp.sweeps.report and the notebooks."""
 
 from __future__ import annotations
 
@@ -199,3 +199,13 @@ def learning_curves(run_dir: str | Path) -> pd.DataFrame:
     curves = metrics.dropna(subset=["epoch"]).groupby("epoch")[columns].last().dropna(how="all")
     curves.index = curves.index.astype(int)
     return curves
+
+
+def latest_sweep_dir(root: str | Path = "logs") -> Path:
+    """The most recently started multirun directory under ``root`` (each holds multirun.yaml)."""
+    candidates = sorted(Path(root).glob("**/multirun.yaml"), key=lambda p: p.stat().st_mtime)
+    if not candidates:
+        raise DataError(
+            f"No multirun directory under {root}; run `python train.py -m ...` first or pass its path."
+        )
+    return candidates[-1].parent

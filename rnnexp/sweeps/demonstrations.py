@@ -4,7 +4,6 @@ run's checkpoint and the data from the run's own resolved config."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,24 +12,12 @@ import torch
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 
-from rnnexp.checkpoints import load_task
 from rnnexp.errors import DataError
-from rnnexp.figures import plot_confusion_matrix, plot_sequences
+from rnnexp.lifecycle.checkpoint import load_char_model, load_task, run_checkpoint
+from rnnexp.models.sampling import sample
 from rnnexp.tasks.base import SequenceTask
+from rnnexp.tasks.figures import plot_confusion_matrix, plot_sequences
 from rnnexp.training import instantiate
-
-
-def run_checkpoint(run: str | Path) -> Path:
-    """A checkpoint file as given, or a run directory's best checkpoint (results.json), else its last one."""
-    run = Path(run)
-    if run.is_file():
-        return run
-    results = run / "results.json"
-    best = json.loads(results.read_text()).get("best_ckpt_path") if results.is_file() else None
-    for candidate in (best, run / "checkpoints" / "last.ckpt"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise DataError(f"{run} has no checkpoint (no best_ckpt_path in results.json, no checkpoints/last.ckpt).")
 
 
 def load_run(run_dir: str | Path) -> tuple[SequenceTask, DictConfig]:
@@ -38,7 +25,7 @@ def load_run(run_dir: str | Path) -> tuple[SequenceTask, DictConfig]:
     config_file = Path(run_dir) / "config.yaml"
     if not config_file.is_file():
         raise DataError(f"{run_dir} has no config.yaml; pass the directory of a finished rnnexp run.")
-    return load_task(run_checkpoint(run_dir)), OmegaConf.load(config_file)
+    return load_task(run_checkpoint(run_dir, "best")), OmegaConf.load(config_file)
 
 
 def run_datamodule(cfg: DictConfig) -> pl.LightningDataModule:
@@ -127,11 +114,5 @@ def generate_text(
     seed: int = 1,
 ) -> str:
     """The prompt and ``length`` sampled characters from a text run (its directory or a checkpoint file)."""
-    from rnnexp.generate import sample  # the character model lives with datamodule=text
-
-    net = load_task(run_checkpoint(run)).net
-    if not hasattr(net, "vocab"):
-        raise DataError(
-            f"{run} holds a {type(net).__name__}, not a character language model (datamodule=text)."
-        )
+    net = load_char_model(run_checkpoint(run, "best"))
     return prompt + sample(net, prompt, length, temperature, top_k, seed)

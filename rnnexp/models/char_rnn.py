@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError
-from rnnexp.network import Hidden, RecurrentSpec, build_recurrent_layer
-from rnnexp.vocab import Vocabulary
+from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer
 
 
 def check_language_model_options(spec: RecurrentSpec, embedding_dim: int, tie_weights: bool) -> None:

@@ -1,0 +1,245 @@
+"""Show a sweep read by ``rnnexp.sweeps.records``: learning curves overlaid, the effect of each swept
+parameter, the best run's figures, a static HTML/PNG report and the terminal table."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure, SubFigure
+from omegaconf import OmegaConf
+from rich.console import Console
+from rich.table import Table
+
+from rnnexp.errors import DataError
+from rnnexp.sweeps.records import (
+    best_run,
+    learning_curves,
+    load_sweep,
+    optimization_results,
+    swept_parameters,
+)
+
+Canvas = Figure | SubFigure
+
+
+def format_value(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def job_label(row: pd.Series, params: list[str]) -> str:
+    """``job 3`` and, when few parameters vary, their values: legends stay readable."""
+    if not params or len(params) > 2:
+        return f"job {row['job']}"
+    return f"job {row['job']}: " + ", ".join(f"{p.rsplit('.', 1)[-1]}={format_value(row[p])}" for p in params)
+
+
+def curve_metrics(runs: pd.DataFrame) -> list[str]:
+    """Training and validation loss, plus the metric behind the objective (val/acc for val/acc_best)."""
+    objective = runs.attrs.get("optimized_metric", "").removesuffix("_best")
+    return list(
+        dict.fromkeys(m for m in ("train/loss", "val/loss", objective) if m.startswith(("train", "val")))
+    )
+
+
+def plot_learning_curves(
+    runs: pd.DataFrame, metrics: list[str] | None = None, fig: Canvas | None = None
+) -> Canvas:
+    """Each metric's per-epoch curve for every completed job, overlaid (one panel per metric)."""
+    metrics = metrics or curve_metrics(runs)
+    fig = fig if fig is not None else Figure(figsize=(5 * len(metrics), 3.8), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])
+    params = swept_parameters(runs)
+    for _, row in runs[runs["status"] == "completed"].iterrows():
+        curves = learning_curves(row["run_dir"])
+        for ax, metric in zip(axes, metrics, strict=True):
+            if metric in curves:
+                values = curves[metric].dropna()
+                ax.plot(values.index, values.to_numpy(), marker="o", ms=3, label=job_label(row, params))
+    for ax, metric in zip(axes, metrics, strict=True):
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    if runs["status"].eq("completed").any():
+        axes[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    return fig
+
+
+def is_continuous(values: pd.Series) -> bool:
+    """Floats, and integers with many levels, are plotted on an axis; the rest as categories."""
+    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
+        return False
+    return pd.api.types.is_float_dtype(values) or values.nunique() > 6
+
+
+def plot_parameter_effects(runs: pd.DataFrame, fig: Canvas | None = None, columns: int = 3) -> Canvas:
+    """The objective against each swept parameter, one panel each (a dash marks each category's mean);
+    failed jobs are counted in the heading."""
+    params = swept_parameters(runs) or ["job"]
+    cols = columns if fig is not None else min(columns, len(params))
+    nrows = -(-len(params) // cols)
+    fig = fig if fig is not None else Figure(figsize=(4.5 * cols, 3.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
+    done = runs[(runs["status"] == "completed") & runs["objective"].notna()]
+    rng = np.random.default_rng(0)  # jitter only: the same picture every time
+    for ax, param in zip(axes, params, strict=False):
+        values, objective = done[param], done["objective"].astype(float)
+        if is_continuous(runs[param]):
+            ax.scatter(values.astype(float), objective, alpha=0.8)
+            if values.min() > 0 and values.max() / values.min() >= 20:
+                ax.set_xscale("log")
+        else:
+            column = runs[param].astype(object).where(runs[param].notna(), "(not set)")  # e.g. resumed sweeps
+            values = column[done.index]
+            levels = sorted(column.unique(), key=lambda v: (isinstance(v, str), v))
+            names = [format_value(v) for v in levels]
+            x = np.array([levels.index(v) for v in values], dtype=float)
+            ax.scatter(x + rng.uniform(-0.12, 0.12, len(x)), objective, alpha=0.8)
+            means = objective.groupby(values).mean()
+            ax.scatter([levels.index(v) for v in means.index], means.to_numpy(), marker="_", s=400, c="k")
+            ax.set_xticks(range(len(levels)), names)
+            ax.set_xlim(-0.5, len(levels) - 0.5)
+        ax.set_title(param)
+        ax.set_ylabel(runs.attrs.get("optimized_metric", "objective"))
+        ax.grid(alpha=0.3)
+    for ax in axes[len(params) :]:
+        ax.set_visible(False)
+    failed = int((runs["status"] != "completed").sum())
+    fig.suptitle(
+        f"{len(done)} completed jobs" + (f"; {failed} failed or incomplete, not shown" if failed else "")
+    )
+    return fig
+
+
+def run_figure_paths(run_dir: str | Path) -> list[Path]:
+    """The latest PNG of every figure a run saved under ``figures/`` (e.g. predictions, confusion matrix)."""
+    latest: dict[str, Path] = {}
+    for path in sorted(Path(run_dir).glob("figures/*.png")):
+        latest[re.sub(r"_epoch\d+$", "", path.stem)] = path
+    return list(latest.values())
+
+
+def report_figure(runs: pd.DataFrame) -> Figure:
+    """Learning curves above parameter effects, in one figure (what ``--out report.png`` saves)."""
+    params = max(1, len(swept_parameters(runs)))
+    effect_rows = -(-params // 3)
+    fig = Figure(figsize=(15, 4 + 3.4 * effect_rows), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[4, 3.4 * effect_rows])
+    plot_learning_curves(runs, fig=top)
+    plot_parameter_effects(runs, fig=bottom)
+    return fig
+
+
+def png_base64(source: Figure | Path) -> str:
+    if isinstance(source, Path):
+        return base64.b64encode(source.read_bytes()).decode()
+    buffer = io.BytesIO()
+    source.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def fixed_overrides(runs: pd.DataFrame) -> dict[str, Any]:
+    """The overrides every job shares (shown once instead of as a column)."""
+    swept = set(swept_parameters(runs))
+    return {k: runs[k].iloc[0] for k in runs.attrs.get("overrides", []) if k not in swept}
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs table without the columns every job shares: job, status, swept values, results, error."""
+    metrics = [c for c in runs.columns if c.startswith(("val/", "test/"))]
+    columns = [
+        "job",
+        "status",
+        *swept_parameters(runs),
+        "objective",
+        "duration_s",
+        "epochs",
+        *metrics,
+        "error",
+    ]
+    return runs[columns]
+
+
+def embedded_png(source: Figure | Path) -> str:
+    return f'<img src="data:image/png;base64,{png_base64(source)}">'
+
+
+def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
+    """A self-contained page: summary, Optuna's result, the runs table, the figures and the best run."""
+    counts = runs["status"].value_counts().to_dict()
+    fixed = ", ".join(f"{k}={format_value(v)}" for k, v in fixed_overrides(runs).items()) or "none"
+    parts = [
+        f"<h1>Sweep review: {html.escape(', '.join(str(d) for d in sweep_dirs))}</h1>",
+        f"<p>{len(runs)} jobs: {html.escape(str(counts))}. Objective: "
+        f"{html.escape(runs.attrs.get('optimized_metric', ''))} ({runs.attrs.get('mode')}).</p>",
+        f"<p>Overrides shared by every job: <code>{html.escape(fixed)}</code></p>",
+    ]
+    for sweep_dir in sweep_dirs:
+        optuna_best = optimization_results(sweep_dir)
+        if optuna_best:
+            parts.append(f"<h2>Optuna result</h2><pre>{html.escape(OmegaConf.to_yaml(optuna_best))}</pre>")
+    parts.append(
+        "<h2>Runs</h2>" + summary_table(runs).to_html(index=False, na_rep="", float_format="{:.4g}".format)
+    )
+    parts.append("<h2>Learning curves</h2>" + embedded_png(plot_learning_curves(runs)))
+    parts.append("<h2>Effect of each swept parameter</h2>" + embedded_png(plot_parameter_effects(runs)))
+    try:
+        best = best_run(runs)
+        parts.append(
+            f"<h2>Best run: job {html.escape(str(best['job']))}</h2><p>{html.escape(best['run_dir'])}</p>"
+        )
+        parts.append(summary_table(runs).loc[[best.name]].to_html(index=False, na_rep=""))
+        parts += [embedded_png(path) for path in run_figure_paths(best["run_dir"])]
+    except DataError as err:
+        parts.append(f"<p>{html.escape(str(err))}</p>")
+    style = (
+        "body{font-family:sans-serif;margin:2em} table{border-collapse:collapse;font-size:small}"
+        " td,th{border:1px solid #ccc;padding:2px 6px} img{max-width:100%}"
+    )
+    head = f"<meta charset='utf-8'><title>rnnexp sweep review</title><style>{style}</style>"
+    return f"<!DOCTYPE html><html><head>{head}</head><body>{''.join(parts)}</body></html>"
+
+
+def write_report(sweep_dirs: list[str | Path], out: str | Path, runs: pd.DataFrame | None = None) -> Path:
+    """``out`` ending in .html: the full page with embedded PNGs; .png: the figure of ``report_figure``."""
+    out, dirs = Path(out), [Path(d) for d in sweep_dirs]
+    runs = runs if runs is not None else load_sweep(*dirs)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".png":
+        report_figure(runs).savefig(out, dpi=90)
+    elif out.suffix.lower() in (".html", ".htm"):
+        out.write_text(report_html(runs, dirs), encoding="utf-8")
+    else:
+        raise DataError(f"--out {out}: the report is written as .html or .png; name the file accordingly.")
+    return out
+
+
+def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
+    """The runs table on the terminal (swept parameters, objective, time), then why each failed job failed."""
+    params = swept_parameters(runs)
+    short = {p: p.rsplit(".", 1)[-1] for p in params}
+    if len(set(short.values())) < len(short):  # e.g. model.dropout and task.dropout: keep full names
+        short = {p: p for p in params}
+    table = Table(title=f"{len(runs)} jobs, objective {runs.attrs.get('optimized_metric')}")
+    for column in ("job", "status", *short.values(), "objective", "time (s)"):
+        table.add_column(column)
+    for _, row in runs.iterrows():
+        cells = [row["job"], row["status"], *(row[p] for p in params), row["objective"], row["duration_s"]]
+        table.add_row(*("" if pd.isna(c) else f"{c:.3g}" if isinstance(c, float) else str(c) for c in cells))
+    console.print(table)
+    for _, row in runs[runs["status"] != "completed"].iterrows():
+        console.print(
+            f"job {row['job']} {row['status']}: {row['error'] or 'no error recorded'}", highlight=False
+        )
+
+
+def terminal() -> Console:
+    """A console for tables: the terminal's width, or 160 columns when the output goes to a file or a log."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
