@@ -45,7 +45,7 @@ from benchmarks.harness import (  # noqa: E402
     step_only_overrides,
     time_fit,
 )
-from rnnexp.models.char_rnn import repackage_hidden  # noqa: E402
+from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
 from rnnexp.models.sampling import sample  # noqa: E402
 from rnnexp.training import compose_config, instantiate  # noqa: E402
 

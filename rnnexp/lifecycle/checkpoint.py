@@ -16,8 +16,8 @@ key                             what it holds                                   
 ``metric_states_validation_``   whether it was taken at the end of a validation (a step  ``ResumeState``
 ``finished``                    cadence): that validation's accumulators are stale
 ``metric_states_by_rank``       the accumulators of every rank (multi-process runs)    ``ResumeState``
-``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CharLanguageModel``
-                                batch, with its epoch, batch and world size
+``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CarriesHiddenState``
+                                batch, with its epoch, batch and world size             (language model, sine streams)
 =============================== ======================================================= ===========================
 
 Inside Lightning's own entries, rnnexp's objects keep their state too: ``callbacks["ResumeState"]`` holds the
@@ -62,8 +62,10 @@ CLASS_PATHS = {
     "SequenceClassifier": "rnnexp.tasks.classifier.SequenceClassifier",
     "SequenceRegressor": "rnnexp.tasks.regressor.SequenceRegressor",
     "CharLanguageModel": "rnnexp.tasks.language_model.CharLanguageModel",
+    "Forecaster": "rnnexp.tasks.forecaster.Forecaster",
     "RecurrentNet": "rnnexp.models.recurrent.RecurrentNet",
     "CharRNN": "rnnexp.models.char_rnn.CharRNN",
+    "EncoderDecoder": "rnnexp.models.seq2seq.EncoderDecoder",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {

@@ -3,7 +3,8 @@ figures a task publishes to the run directory and the loggers."""
 
 from rnnexp.tasks.base import SequenceTask
 from rnnexp.tasks.classifier import SequenceClassifier
+from rnnexp.tasks.forecaster import Forecaster
 from rnnexp.tasks.language_model import CharLanguageModel
 from rnnexp.tasks.regressor import SequenceRegressor
 
-__all__ = ["CharLanguageModel", "SequenceClassifier", "SequenceRegressor", "SequenceTask"]
+__all__ = ["CharLanguageModel", "Forecaster", "SequenceClassifier", "SequenceRegressor", "SequenceTask"]
