@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 from rich.table import Table
 
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.launch import in_multirun
+from rnnexp.sweeps.dashboards import mark_pruned_in_wandb, name_tensorboard_run
+from rnnexp.sweeps.jobs import sweep_job
 from rnnexp.training import train
 
 log = logging.getLogger("rnnexp")
@@ -60,11 +61,11 @@ def prepare_wandb(cfg: DictConfig) -> None:
     node = (cfg.get("logger") or {}).get("wandb")
     if not isinstance(node, DictConfig):
         return
-    if in_multirun():
-        sweep_name = Path(HydraConfig.get().sweep.dir).name
+    if (job := sweep_job(cfg)) is not None:  # a grid job or an Optuna trial's job
+        sweep_name = job.sweep_dir.name
         with open_dict(node):
             node.group = node.get("group") or sweep_name
-            node.name = node.get("name") or f"{sweep_name}-{HydraConfig.get().job.num}"
+            node.name = node.get("name") or f"{sweep_name}-{job.number}"
     if "WANDB_MODE" not in os.environ and not wandb_credentials_found():
         os.environ["WANDB_MODE"] = "offline"  # also for the later jobs of a multirun
         log.warning(
@@ -124,6 +125,7 @@ def run(cfg: DictConfig) -> float | None:
     hide_product_tips()
     console = Console(stderr=False)
     prepare_wandb(cfg)
+    name_tensorboard_run(cfg, sweep_job(cfg))
     if cfg.get("print_config"):
         console.rule("config")
         console.print(OmegaConf.to_yaml(cfg, resolve=True), highlight=False)
@@ -131,6 +133,8 @@ def run(cfg: DictConfig) -> float | None:
     try:
         results, _ = train(cfg)
         succeeded = True
+        if results["status"] == "pruned":
+            mark_pruned_in_wandb()
     except Exception as err:
         record_failure(cfg, err, started)
         if not isinstance(err, RnnexpError):

@@ -25,6 +25,8 @@ from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, s
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
 from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.sweeps.dashboards import log_hparams_with_metrics
+from rnnexp.sweeps.pruning import pruned_at
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +138,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
+    if cfg.get("num_threads"):  # an Optuna sweep gives each trial in flight its share of the CPUs
+        torch.set_num_threads(int(cfg.num_threads))
 
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     experiment = build_experiment(cfg)
@@ -167,9 +171,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         trainer.validate(task, datamodule=datamodule, weights_only=True)
     fit_metrics = scalar_metrics(trainer.callback_metrics)
     best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    pruned_at_validation = pruned_at(trainer)
 
     test_metrics: dict[str, float] = {}
-    if cfg.get("test"):
+    if cfg.get("test") and pruned_at_validation is None:  # a pruned trial is not worth a test pass
         if not best_ckpt:
             log.warning("No best checkpoint was saved; testing the weights as they are after training.")
         trainer.test(task, datamodule=datamodule, ckpt_path=best_ckpt or None, weights_only=True)
@@ -184,6 +189,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
             f"optimized_metric={objective_name!r} was not logged; logged metrics are {sorted(all_metrics)}."
         )
     results: dict[str, Any] = {
+        "status": "completed" if pruned_at_validation is None else "pruned",
         "run_dir": str(output_dir),
         "optimized_metric": objective_name,
         "objective": all_metrics.get(objective_name) if objective_name else None,
@@ -195,9 +201,12 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "global_step": global_step,
         "duration_s": round(time.time() - started, 2),
     }
+    if pruned_at_validation is not None:
+        results["pruned_at_validation"] = pruned_at_validation
     confusion = getattr(task, "test_confusion", None)
     if confusion is not None:
         results["test_confusion_matrix"] = confusion.cpu().tolist()
     if trainer.is_global_zero:  # under DDP every rank gets here with the same (synced) metrics
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
+        log_hparams_with_metrics(trainer.loggers, cfg, results)
     return results, {"cfg": cfg, "datamodule": datamodule, "task": task, "trainer": trainer}

@@ -30,7 +30,12 @@ TINY_SINE = [
 ]
 # optimizer.lr=1e30 throws the weights so far that the next loss is inf: NonFiniteLossGuard raises
 # TrainingError, the way a real divergence does.
-GRID = ["model=rnn,gru", "optimizer.lr=0.003,1e30", "trainer.max_epochs=2"]
+GRID = [
+    "model=rnn,gru",
+    "optimizer.lr=0.003,1e30",
+    "trainer.max_epochs=2",
+    "logger=many",
+]  # csv + tensorboard
 
 _made: dict[str, Path] = {}
 

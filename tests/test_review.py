@@ -80,13 +80,23 @@ def test_learning_curves_come_from_each_jobs_metrics_csv(sweep_dir):
     assert all(len(ax.get_lines()) == len(completed) for ax in fig.axes)  # one curve per completed job
 
 
-def test_parameter_effects_plot_one_panel_per_swept_parameter(sweep_dir):
-    fig = report.plot_parameter_effects(records.load_sweep(sweep_dir))
-    visible = [ax for ax in fig.axes if ax.get_visible()]
-    assert [ax.get_title() for ax in visible] == ["model", "optimizer.lr"]
-    # The two completed jobs (lr=0.003) are the points; the failed ones are counted, not drawn.
-    assert sum(len(c.get_offsets()) for c in visible[0].collections) == 2 + 2  # points + category means
-    assert "2 failed" in fig.get_suptitle()
+def test_a_grid_becomes_an_optuna_study_for_optunas_plots(sweep_dir):
+    runs = records.load_sweep(sweep_dir)
+    study = report.sweep_study(runs, [sweep_dir])  # a grid has no stored study: one is built from its jobs
+    assert study.direction.name == "MINIMIZE"
+    assert [t.state.name for t in study.trials] == [
+        "COMPLETE" if s == "completed" else "FAIL" for s in runs["status"]
+    ]
+    for trial, (_, row) in zip(study.trials, runs.iterrows(), strict=True):
+        assert trial.params == {"model": row["model"], "optimizer.lr": row["optimizer.lr"]}
+        if trial.state.name == "COMPLETE":
+            assert trial.value == row["objective"]
+            assert list(trial.intermediate_values) == [0, 1]  # val/mse of each epoch
+    figures = report.study_figures(study)
+    assert {"Optimization history", "Objective against each parameter", "Parallel coordinates"} <= set(
+        figures
+    )
+    assert all(isinstance(f, Figure) and f.axes for f in figures.values())
 
 
 def test_report_cli_writes_html_with_embedded_figures_and_a_png(sweep_dir, tmp_path):
@@ -97,9 +107,14 @@ def test_report_cli_writes_html_with_embedded_figures_and_a_png(sweep_dir, tmp_p
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = out.read_text()
-    best_figures = report.run_figure_paths(records.best_run(records.load_sweep(sweep_dir))["run_dir"])
+    runs = records.load_sweep(sweep_dir)
+    best_figures = report.run_figure_paths(records.best_run(runs)["run_dir"])
     assert best_figures  # the sine run's validation predictions
-    assert page.count('src="data:image/png;base64,') == 2 + len(best_figures)  # curves, parameters, the run's
+    optuna_figures = report.study_figures(report.sweep_study(runs, [sweep_dir]))
+    assert len(optuna_figures) == 5  # history, slices, parallel coordinates, importances, intermediate values
+    # The learning curves, Optuna's plots, the best run's own figures.
+    assert page.count('src="data:image/png;base64,') == 1 + len(optuna_figures) + len(best_figures)
+    assert all(f"<h2>{title}</h2>" in page for title in optuna_figures)
     assert page.count("loss became inf") == 2 and "Best run" in page
     # Jobs run in grid order (model-major): rnn/0.003, rnn/1e30, gru/0.003, gru/1e30; the lr=1e30 ones fail.
     failures = re.findall(r"^job (\d+) (\w+): (.*)$", proc.stdout, re.M)

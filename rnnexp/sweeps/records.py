@@ -14,12 +14,14 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from rnnexp.errors import DataError
+from rnnexp.sweeps.jobs import PLUMBING
 
 
 @dataclass
 class JobRecord:
-    """What one job left on disk. ``status``: completed (results.json), failed (failure.json, or an error in
-    its log) or incomplete (still running, or killed)."""
+    """What one job left on disk. ``status``: completed (results.json), pruned (results.json says so: the
+    Optuna pruner stopped it), failed (failure.json, or an error in its log) or incomplete (still running, or
+    killed)."""
 
     run_dir: Path
     name: str
@@ -80,7 +82,10 @@ def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
         # A job that failed outside rnnexp's wrapper leaves at most a line in its log.
         messages = [m for m in map(last_error_line, run_dir.glob("*.log")) if m]
         failure = {"status": "failed", "message": messages[0]} if messages else None
-    status = "completed" if results is not None else "failed" if failure is not None else "incomplete"
+    if results is not None:
+        status = results.get("status", "completed")
+    else:
+        status = "failed" if failure is not None else "incomplete"
     config_file = run_dir / "config.yaml"  # resolved by rnnexp; .hydra/config.yaml always exists
     if not config_file.is_file():
         config_file = run_dir / ".hydra" / "config.yaml"
@@ -89,7 +94,7 @@ def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
     return JobRecord(
         run_dir=run_dir,
         name=prefix + (str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else run_dir.name),
-        overrides=parse_overrides(list(overrides)),
+        overrides=parse_overrides([o for o in overrides if not o.lstrip("+~").startswith(PLUMBING)]),
         status=status,
         config=config,
         results=results,
@@ -173,16 +178,27 @@ def optimization_results(sweep_dir: str | Path) -> dict[str, Any] | None:
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
 
 
-def optuna_trials(sweep_dir: str | Path) -> pd.DataFrame | None:
-    """The Optuna study stored in ``<sweep dir>/optuna.db`` as a table (state, value, params), if any."""
-    db = Path(sweep_dir) / "optuna.db"
+def optuna_study(sweep_dir: str | Path):  # -> optuna.Study | None
+    """The Optuna study an Optuna sweep kept in its storage (``hydra.sweeper.storage`` of multirun.yaml),
+    or None for a grid, an in-memory study, or a storage that is gone."""
     multirun = Path(sweep_dir) / "multirun.yaml"
-    if not db.is_file() or not multirun.is_file():
+    if not multirun.is_file():
         return None
-    import optuna  # installed with hydra-optuna-sweeper
+    sweeper = OmegaConf.load(multirun).hydra.get("sweeper", {})
+    storage = OmegaConf.select(sweeper, "storage", throw_on_resolution_failure=False)
+    if not isinstance(storage, str) or not sweeper.get("study_name"):
+        return None
+    if storage.startswith("sqlite:///") and not Path(storage.removeprefix("sqlite:///")).is_file():
+        return None  # sqlite would create an empty database instead of saying it is missing
+    from rnnexp.sweeps.storage import load_study  # optuna: only for Optuna sweeps
 
-    study_name = OmegaConf.load(multirun).hydra.sweeper.study_name
-    return optuna.load_study(study_name=study_name, storage=f"sqlite:///{db}").trials_dataframe()
+    return load_study(sweeper.study_name, storage)
+
+
+def optuna_trials(sweep_dir: str | Path) -> pd.DataFrame | None:
+    """The sweep's Optuna study as a table (number, state, value, params), if it has one."""
+    study = optuna_study(sweep_dir)
+    return None if study is None else study.trials_dataframe()
 
 
 def learning_curves(run_dir: str | Path) -> pd.DataFrame:

@@ -1,5 +1,5 @@
-"""Show a sweep read by ``rnnexp.sweeps.records``: learning curves overlaid, the effect of each swept
-parameter, the best run's figures, a static HTML/PNG report and the terminal table."""
+"""Show a sweep read by ``rnnexp.sweeps.records``: learning curves overlaid, Optuna's plots of the study
+(``rnnexp.sweeps.study_plots``), the best run's figures, a static HTML/PNG report and the terminal table."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from rnnexp.sweeps.records import (
     optimization_results,
     swept_parameters,
 )
+from rnnexp.sweeps.study_plots import study_figures, sweep_study
 
 Canvas = Figure | SubFigure
 
@@ -52,69 +53,27 @@ def curve_metrics(runs: pd.DataFrame) -> list[str]:
 def plot_learning_curves(
     runs: pd.DataFrame, metrics: list[str] | None = None, fig: Canvas | None = None
 ) -> Canvas:
-    """Each metric's per-epoch curve for every completed job, overlaid (one panel per metric)."""
+    """Each metric's per-epoch curve for every completed or pruned job, overlaid (one panel per metric)."""
     metrics = metrics or curve_metrics(runs)
     fig = fig if fig is not None else Figure(figsize=(5 * len(metrics), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])
     params = swept_parameters(runs)
-    for _, row in runs[runs["status"] == "completed"].iterrows():
+    for _, row in runs[runs["status"].isin(["completed", "pruned"])].iterrows():
         curves = learning_curves(row["run_dir"])
+        pruned = row["status"] == "pruned"
+        label = job_label(row, params) + (" (pruned)" if pruned else "")
         for ax, metric in zip(axes, metrics, strict=True):
             if metric in curves:
                 values = curves[metric].dropna()
-                ax.plot(values.index, values.to_numpy(), marker="o", ms=3, label=job_label(row, params))
+                ax.plot(
+                    values.index, values.to_numpy(), marker="o", ms=3, ls=":" if pruned else "-", label=label
+                )
     for ax, metric in zip(axes, metrics, strict=True):
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-    if runs["status"].eq("completed").any():
+    if runs["status"].isin(["completed", "pruned"]).any():
         axes[-1].legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    return fig
-
-
-def is_continuous(values: pd.Series) -> bool:
-    """Floats, and integers with many levels, are plotted on an axis; the rest as categories."""
-    if pd.api.types.is_bool_dtype(values) or not pd.api.types.is_numeric_dtype(values):
-        return False
-    return pd.api.types.is_float_dtype(values) or values.nunique() > 6
-
-
-def plot_parameter_effects(runs: pd.DataFrame, fig: Canvas | None = None, columns: int = 3) -> Canvas:
-    """The objective against each swept parameter, one panel each (a dash marks each category's mean);
-    failed jobs are counted in the heading."""
-    params = swept_parameters(runs) or ["job"]
-    cols = columns if fig is not None else min(columns, len(params))
-    nrows = -(-len(params) // cols)
-    fig = fig if fig is not None else Figure(figsize=(4.5 * cols, 3.4 * nrows), layout="constrained")
-    axes = fig.subplots(nrows, cols, squeeze=False).ravel()
-    done = runs[(runs["status"] == "completed") & runs["objective"].notna()]
-    rng = np.random.default_rng(0)  # jitter only: the same picture every time
-    for ax, param in zip(axes, params, strict=False):
-        values, objective = done[param], done["objective"].astype(float)
-        if is_continuous(runs[param]):
-            ax.scatter(values.astype(float), objective, alpha=0.8)
-            if values.min() > 0 and values.max() / values.min() >= 20:
-                ax.set_xscale("log")
-        else:
-            column = runs[param].astype(object).where(runs[param].notna(), "(not set)")  # e.g. resumed sweeps
-            values = column[done.index]
-            levels = sorted(column.unique(), key=lambda v: (isinstance(v, str), v))
-            names = [format_value(v) for v in levels]
-            x = np.array([levels.index(v) for v in values], dtype=float)
-            ax.scatter(x + rng.uniform(-0.12, 0.12, len(x)), objective, alpha=0.8)
-            means = objective.groupby(values).mean()
-            ax.scatter([levels.index(v) for v in means.index], means.to_numpy(), marker="_", s=400, c="k")
-            ax.set_xticks(range(len(levels)), names)
-            ax.set_xlim(-0.5, len(levels) - 0.5)
-        ax.set_title(param)
-        ax.set_ylabel(runs.attrs.get("optimized_metric", "objective"))
-        ax.grid(alpha=0.3)
-    for ax in axes[len(params) :]:
-        ax.set_visible(False)
-    failed = int((runs["status"] != "completed").sum())
-    fig.suptitle(
-        f"{len(done)} completed jobs" + (f"; {failed} failed or incomplete, not shown" if failed else "")
-    )
     return fig
 
 
@@ -127,21 +86,15 @@ def run_figure_paths(run_dir: str | Path) -> list[Path]:
 
 
 def report_figure(runs: pd.DataFrame) -> Figure:
-    """Learning curves above parameter effects, in one figure (what ``--out report.png`` saves)."""
-    params = max(1, len(swept_parameters(runs)))
-    effect_rows = -(-params // 3)
-    fig = Figure(figsize=(15, 4 + 3.4 * effect_rows), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[4, 3.4 * effect_rows])
-    plot_learning_curves(runs, fig=top)
-    plot_parameter_effects(runs, fig=bottom)
-    return fig
+    """What ``--out report.png`` saves: the overlaid learning curves (the HTML page adds Optuna's plots)."""
+    return plot_learning_curves(runs)
 
 
 def png_base64(source: Figure | Path) -> str:
     if isinstance(source, Path):
         return base64.b64encode(source.read_bytes()).decode()
     buffer = io.BytesIO()
-    source.savefig(buffer, format="png", dpi=90)
+    source.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -189,7 +142,8 @@ def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
         "<h2>Runs</h2>" + summary_table(runs).to_html(index=False, na_rep="", float_format="{:.4g}".format)
     )
     parts.append("<h2>Learning curves</h2>" + embedded_png(plot_learning_curves(runs)))
-    parts.append("<h2>Effect of each swept parameter</h2>" + embedded_png(plot_parameter_effects(runs)))
+    for title, figure in study_figures(sweep_study(runs, sweep_dirs)).items():
+        parts.append(f"<h2>{html.escape(title)}</h2>" + embedded_png(figure))
     try:
         best = best_run(runs)
         parts.append(
@@ -222,7 +176,8 @@ def write_report(sweep_dirs: list[str | Path], out: str | Path, runs: pd.DataFra
 
 
 def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
-    """The runs table on the terminal (swept parameters, objective, time), then why each failed job failed."""
+    """The runs table on the terminal (swept parameters, objective, time), then why each failed job failed
+    (a pruned job is not a failure: its status says so)."""
     params = swept_parameters(runs)
     short = {p: p.rsplit(".", 1)[-1] for p in params}
     if len(set(short.values())) < len(short):  # e.g. model.dropout and task.dropout: keep full names
@@ -234,7 +189,7 @@ def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
         cells = [row["job"], row["status"], *(row[p] for p in params), row["objective"], row["duration_s"]]
         table.add_row(*("" if pd.isna(c) else f"{c:.3g}" if isinstance(c, float) else str(c) for c in cells))
     console.print(table)
-    for _, row in runs[runs["status"] != "completed"].iterrows():
+    for _, row in runs[~runs["status"].isin(["completed", "pruned"])].iterrows():
         console.print(
             f"job {row['job']} {row['status']}: {row['error'] or 'no error recorded'}", highlight=False
         )

@@ -18,9 +18,11 @@ log = logging.getLogger("rnnexp")
 
 def study_resume_command(config: DictConfig) -> str:
     """The command that continues this sweep's Optuna study from its storage, new trials in a new folder."""
-    task_overrides = [shlex.quote(o) for o in config.hydra.overrides.task]
+    replaced = ("hydra.sweep.dir=", "hydra.sweeper.storage=", "hydra.sweeper.n_trials=", "hydra.mode=")
+    hydra_overrides = [o for o in config.hydra.overrides.hydra if not o.startswith(replaced)]
+    overrides = [shlex.quote(o) for o in [*config.hydra.overrides.task, *hydra_overrides]]
     storage = shlex.quote(f"hydra.sweeper.storage={config.hydra.sweeper.storage}")
-    return f"python train.py -m {' '.join(task_overrides)} {storage} hydra.sweeper.n_trials=<trials left>"
+    return f"python train.py -m {' '.join(overrides)} {storage} hydra.sweeper.n_trials=<trials left>"
 
 
 class SweepSummary(Callback):

@@ -1,0 +1,75 @@
+"""Which job of which sweep this run is: a grid job (Hydra multirun) or an Optuna trial's job (its own
+process, told its trial by the ``optuna_trial`` config). Dashboards name runs after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
+
+from rnnexp.lifecycle.launch import in_multirun
+
+# Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing.
+PLUMBING = ("optuna_trial.", "num_threads")
+
+
+@dataclass
+class SweepJob:
+    sweep_dir: Path
+    number: int
+    varying: dict[str, str]  # the job's values of the overrides that vary across the sweep
+
+    @property
+    def label(self) -> str:
+        """``3-model=gru,lr=0.0031``: the job number and its values of what the sweep varies."""
+        short = {key.rsplit(".", 1)[-1]: value for key, value in self.varying.items()}
+        if len(short) < len(self.varying):
+            short = self.varying
+        text = ",".join(f"{key}={value}" for key, value in short.items())
+        return f"{self.number}-{text}"[:120] if text else str(self.number)
+
+
+def short_value(text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return text if number.is_integer() and "." not in text else f"{number:.3g}"
+
+
+def varying_keys(sweep_dir: Path) -> set[str] | None:
+    """Keys the sweep varies: its sweep overrides (``a=1,2``, ``choice(...)``) and the Optuna search space,
+    read from the sweep's multirun.yaml (None when there is none)."""
+    multirun = sweep_dir / "multirun.yaml"
+    if not multirun.is_file():
+        return None
+    config = OmegaConf.load(multirun)
+    keys = set((OmegaConf.select(config, "hydra.sweeper.params") or {}).keys())
+    overrides = OmegaConf.select(config, "hydra.overrides.task") or []
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_sweep_override():
+            keys.add(override.get_key_element())
+    return keys
+
+
+def sweep_job(cfg: DictConfig) -> SweepJob | None:
+    """This run's place in a sweep, or None for a single run."""
+    number = OmegaConf.select(cfg, "optuna_trial.number")
+    if number is not None:
+        sweep_dir = Path(cfg.paths.output_dir).parent  # the sweeper runs trial N in <sweep dir>/N
+    elif in_multirun():
+        sweep_dir, number = Path(HydraConfig.get().sweep.dir), HydraConfig.get().job.num
+    else:
+        return None
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    keys = varying_keys(sweep_dir)
+    varying = {
+        o.get_key_element(): short_value(o.get_value_element_as_str())
+        for o in parsed
+        if not o.get_key_element().startswith(PLUMBING) and (keys is None or o.get_key_element() in keys)
+    }
+    return SweepJob(sweep_dir=sweep_dir.absolute(), number=int(number), varying=varying)
