@@ -26,6 +26,20 @@ from rnnexp.training import train
 log = logging.getLogger("rnnexp")
 
 
+class HideProductTips(logging.Filter):
+    """Drops Lightning's advertisements for other products ("💡 Tip: ... litlogger / litmodels"), which it
+    logs at INFO with no switch to turn them off; every other Lightning message passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("💡 Tip:")
+
+
+def hide_product_tips() -> None:
+    tips = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
+    if not any(isinstance(f, HideProductTips) for f in tips.filters):
+        tips.addFilter(HideProductTips())
+
+
 def wandb_credentials_found() -> bool:
     """Whether wandb could log in without asking: an API key in the environment or in the netrc file.
 
@@ -108,6 +122,7 @@ def print_run_results(results: dict[str, Any], console: Console) -> None:
 def run(cfg: DictConfig) -> float | None:
     """Entry point behind ``train.py``: returns the value of ``optimized_metric`` for Hydra sweepers."""
     started = time.time()
+    hide_product_tips()
     console = Console(stderr=False)
     prepare_wandb(cfg)
     name_tensorboard_run(cfg, sweep_job(cfg))

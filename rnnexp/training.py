@@ -18,10 +18,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rnnexp.config.checks import check_causality, check_config
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.checkpoint import check_fits
 from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, strategy_for_launch
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
+from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.sweeps.dashboards import log_hparams_with_metrics
 from rnnexp.sweeps.pruning import pruned_at
@@ -92,6 +94,7 @@ def build_experiment(cfg: DictConfig, callbacks: list[pl.Callback] | None = None
     replaces the configured ones (a benchmark keeps only those that act every step)."""
     spec: RecurrentSpec = instantiate(cfg.model)
     datamodule: pl.LightningDataModule = instantiate(cfg.datamodule)
+    check_causality(spec, datamodule)
     if callbacks is None:
         callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
@@ -100,7 +103,7 @@ def build_experiment(cfg: DictConfig, callbacks: list[pl.Callback] | None = None
     precision = supported_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator), bf16_supported)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, ReportProgress()],
+        callbacks=[*callbacks, ReportProgress(), ValidateAtRunEnd()],
         logger=loggers or False,
         strategy=strategy,
         precision=precision,
@@ -130,6 +133,7 @@ def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
     started = time.time()
+    check_config(cfg)  # every value a user typed, before anything is built or read
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
@@ -159,9 +163,14 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
+    epochs, global_step = fit_progress(trainer)
+    if validated_at_step(trainer) != global_step:
+        # The run ended where no validation could run (e.g. check_val_every_n_epoch skipped the last epoch):
+        # validate once now, so the val metrics and optimized_metric describe the final weights.
+        log.info("No validation ran at the end of training (step %d); validating once now.", global_step)
+        trainer.validate(task, datamodule=datamodule, weights_only=True)
     fit_metrics = scalar_metrics(trainer.callback_metrics)
     best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    epochs, global_step = fit_progress(trainer)
     pruned_at_validation = pruned_at(trainer)
 
     test_metrics: dict[str, float] = {}

@@ -144,7 +144,13 @@ def test_a_benchmark_imports_rnnexp_never_the_tests(path):
 
 
 def test_the_sine_modes_benchmark_reports_every_run_with_its_baseline_and_epoch_times(capsys):
-    rows = sine_modes.main(["--epochs", "2", "--num-sequences", "64", "--hidden-size", "4", "--horizon", "3"])
+    threads = torch.get_num_threads()
+    try:  # main() sets one thread for the whole process; later tests compare against subprocesses
+        rows = sine_modes.main(
+            ["--epochs", "2", "--num-sequences", "64", "--hidden-size", "4", "--horizon", "3"]
+        )
+    finally:
+        torch.set_num_threads(threads)
     assert [row["run"] for row in rows] == [
         "sin->cos, independent windows", "sin->cos, tbptt streams", "forecast, noise 0", "forecast, noise 0.05",
     ]  # fmt: skip

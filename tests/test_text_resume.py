@@ -32,11 +32,17 @@ def write_corpus(path: Path, characters: int = 600) -> Path:
     return path
 
 
-def text_run(corpus: Path) -> list[str]:
+EPOCH_CADENCE = ("trainer.val_check_interval=1.0", "trainer.check_val_every_n_epoch=1")
+STEP_CADENCE = (
+    "trainer.val_check_interval=3",
+)  # text's own step cadence, every 3 steps: 3, 6, 9, 12, 15, 16
+
+
+def text_run(corpus: Path, cadence: tuple[str, ...] = EPOCH_CADENCE) -> list[str]:
     """A 2-layer LSTM with dropout (the random generators matter) trained with truncated BPTT for 2 epochs of
-    8 steps; a step checkpoint every 5 steps lands mid-epoch (steps 5, 10, 15); every epoch's checkpoint
-    is kept."""
-    return [
+    8 steps; a step checkpoint every 5 steps lands mid-epoch (steps 5, 10, 15); every best checkpoint is
+    kept. Validation at each epoch end, unless ``cadence`` says otherwise."""
+    return [*cadence,
         "datamodule=text", f"datamodule.path={corpus}", "datamodule.batch_size=4", "datamodule.seq_len=16",
         "datamodule.val_fraction=0.1", "datamodule.test_fraction=0.1", "model=lstm", "model.hidden_size=16",
         "model.num_layers=2", "model.dropout=0.3", "task.embedding_dim=8", "task.sample_length=20",
@@ -83,3 +89,19 @@ def test_a_run_resumed_at_an_epoch_end_starts_the_next_epoch_from_zeros(referenc
     assert read_checkpoint(epoch_end)["carried_hidden"]["next_batch"] == 8  # past the epoch's last batch
     results, _ = train(compose_config([*overrides, f"ckpt_path={epoch_end}"], tmp_path / "run"))
     assert same_results(results, expected), (results, expected)
+
+
+def test_a_text_run_with_a_step_cadence_killed_mid_epoch_resumes_to_bit_identical_results(tmp_path):
+    """Validations at steps 3, 6 (epoch 0), 9, 12 (epoch 1), each writing a best and a last checkpoint, and a
+    step checkpoint at 10: killed at step 13, the run resumes from step 12's checkpoint, mid-epoch, after a
+    validation that moved the early-stopping counter, the plateau of the scheduler and the best value."""
+    overrides = text_run(write_corpus(tmp_path / "words.txt"), STEP_CADENCE)
+    reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    expected, _ = train(compose_config(overrides, reference_dir))
+    killed = run_cli(*overrides, f"hydra.run.dir={run_dir}", *fault("SignalAtStep", step=13))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 12
+    results, _ = train(compose_config([*overrides, "ckpt_path=last"], run_dir))
+    assert same_results(results, expected), (results, expected)
+    for log in (Path("csv") / "metrics.csv", Path("samples.txt")):
+        assert (run_dir / log).read_text() == (reference_dir / log).read_text()

@@ -176,7 +176,9 @@ def test_carrying_state_over_shuffled_chunks_is_refused(make_cfg, tmp_path):
 
 def test_a_bidirectional_language_model_is_refused_before_the_corpus_is_read(make_cfg, tmp_path):
     cfg = make_cfg("datamodule=text", f"datamodule.path={tmp_path}/missing.txt", "model.bidirectional=true")
-    with pytest.raises(ConfigError, match=r"model\.bidirectional=true cannot be used for language modelling"):
+    with pytest.raises(
+        ConfigError, match=r"model\.bidirectional=true cannot be used here: a language model predicts"
+    ):
         train(cfg)
 
 

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from rnnexp.config.values import require_bool, require_number
 from rnnexp.data.batching import TensorBatchDataset, tensor_batches
 from rnnexp.data.splits import split_sizes
 from rnnexp.data.streams import StreamBatches, rank_streams, stream_loader
@@ -82,6 +83,9 @@ class CharCorpus(pl.LightningDataModule):
     """
 
     per_step = True
+    # The target of each character is the next one, which is the next input (rnnexp.config.checks).
+    targets_are_future_inputs = True
+    target_description = "a language model predicts each next character, which is the next input"
 
     def __init__(
         self,
@@ -104,8 +108,8 @@ class CharCorpus(pl.LightningDataModule):
                 "datamodule.path=/some/file.txt."
             )
         for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 <= value < 1.0:
-                raise ConfigError(f"datamodule.{key}={value!r} must be in [0, 1).")
+            require_number(f"datamodule.{key}", value, 0.05, low=0.0, high=1.0, high_open=True)
+        require_bool("datamodule.tbptt", tbptt)
         if val_fraction + test_fraction >= 1.0:
             raise ConfigError(
                 f"datamodule.val_fraction={val_fraction} and datamodule.test_fraction={test_fraction} leave no "

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torchvision import datasets as tv_datasets
 
+from rnnexp.config.values import require_bool, require_int
 from rnnexp.data.batching import TensorBatchDataset
 from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError, DataError
@@ -101,6 +102,19 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.tobytes())
 
 
+def check_label_range(labels: torch.Tensor, path: Path, num_classes: int, variant: str) -> None:
+    """Every label must name one of the classes; a stray value would otherwise end training mid-epoch in
+    torch's cross-entropy ("Target 12 is out of bounds")."""
+    bad = ((labels < 0) | (labels >= num_classes)).nonzero()
+    if len(bad):
+        first = int(bad[0])
+        raise DataError(
+            f"{path}: label {int(labels[first])} at index {first} is outside the class range 0..{num_classes - 1} "
+            f"of datamodule.variant={variant} ({len(bad)} of {len(labels)} labels are). The file is corrupt or of "
+            f"another dataset; {REDOWNLOAD}"
+        )
+
+
 def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
     """Exact mean and std of uint8 pixels scaled to [0, 1], from a 256-bin histogram (no float copy)."""
     counts = torch.bincount(images.flatten(), minlength=256).double()
@@ -133,10 +147,10 @@ class MnistRows(TensorDataModule):
         super().__init__(batch_size)
         if variant not in VARIANTS:
             raise ConfigError(f"datamodule.variant={variant!r} is unknown; choose one of {sorted(VARIANTS)}.")
-        if batch_size <= 0:
-            raise ConfigError(f"datamodule.batch_size={batch_size!r} must be a positive integer.")
-        if val_size < 0:
-            raise ConfigError(f"datamodule.val_size={val_size!r} must be >= 0.")
+        require_int("datamodule.batch_size", batch_size, 1, 128)
+        require_int("datamodule.val_size", val_size, 0, 5000)
+        require_int("datamodule.split_seed", split_seed, 0, 0)
+        require_bool("datamodule.download", download)
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
         self.variant = variant
         self.data_dir = Path(data_dir)
@@ -191,7 +205,11 @@ class MnistRows(TensorDataModule):
                 f"{self.raw}: expected uint8 images of shape (N, 28, 28) and N labels, got images "
                 f"{tuple(images.shape)} {images.dtype} and {labels.shape[0]} labels."
             )
-        return images, labels.long()
+        labels = labels.long()
+        check_label_range(
+            labels, self.raw / f"{prefix}-labels-idx1-ubyte", len(self.class_names), self.variant
+        )
+        return images, labels
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

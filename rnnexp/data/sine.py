@@ -8,6 +8,7 @@ import math
 import torch
 from torch.utils.data import DataLoader
 
+from rnnexp.config.values import fail, is_number, require_int, require_number
 from rnnexp.data.batching import TensorBatchDataset
 from rnnexp.data.splits import split_sizes
 from rnnexp.data.streams import StreamBatches, rank_streams, stream_loader
@@ -137,16 +138,21 @@ class SineWaves(TensorDataModule):
             ("segment_len", segment_len),
             ("horizon", horizon),
         ):
-            if value <= 0:
-                raise ConfigError(f"datamodule.{key}={value!r} must be a positive integer.")
-        if noise < 0:
-            raise ConfigError(f"datamodule.noise={noise!r} must be >= 0.")
+            require_int(f"datamodule.{key}", value, 1, 64)
+        require_number("datamodule.noise", noise, 0.05, low=0.0)
+        require_number("datamodule.step", step, 0.2, low=0.0, low_open=True)
+        require_int("datamodule.seed", seed, 0, 0)
+        for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+            require_number(f"datamodule.{key}", value, 0.1, low=0.0, high=1.0, high_open=True)
+        if not (len(freq_range) == 2 and all(is_number(f) for f in freq_range)):
+            fail("datamodule.freq_range", list(freq_range), "[low, high], two numbers", "[0.5,1.5]")
         freq_range = tuple(float(f) for f in freq_range)  # a plain tuple keeps checkpoints weights_only-safe
         if len(freq_range) != 2 or not 0 < freq_range[0] <= freq_range[1]:
             raise ConfigError(
                 f"datamodule.freq_range={list(freq_range)!r} must be [low, high] with 0 < low <= high."
             )
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
+        self.task = task
         self.split = split_sizes(num_sequences, val_fraction, test_fraction)
         self.tbptt = tbptt
         self.streams: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # tbptt: each split's long wave
@@ -155,6 +161,15 @@ class SineWaves(TensorDataModule):
     def horizon(self) -> int | None:
         """Values forecast per window (``forecast`` only)."""
         return self.hparams.horizon if self.hparams.task == "forecast" else None
+
+    @property
+    def targets_are_future_inputs(self) -> bool:
+        """next_step: the target of step t is the input of step t+1, so the network must be causal
+        (rnnexp.config.checks.check_causality)."""
+        return self.task == "next_step"
+
+    target_description = "datamodule.task=next_step predicts each step's next input"
+    causal_alternative = ", or datamodule.task=sin_to_cos, whose targets are not inputs"
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

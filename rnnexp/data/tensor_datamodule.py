@@ -15,6 +15,10 @@ class TensorDataModule(pl.LightningDataModule):
     its own shard (see ``rnnexp.data.batching.tensor_batches``).
     """
 
+    # Whether a step's target is a later input of the same sequence, so that only a causal network may
+    # learn it (rnnexp.config.checks.check_causality); a subclass whose targets are future inputs says so.
+    targets_are_future_inputs = False
+
     def __init__(self, batch_size: int):
         super().__init__()
         self.batch_size = batch_size

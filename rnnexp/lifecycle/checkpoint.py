@@ -13,6 +13,8 @@ key                             what it holds                                   
 ``metric_states``               every torchmetrics accumulator of the task              ``ResumeState`` callback
 ``metric_states_epoch_finished`` whether the checkpoint was taken after the epoch's      ``ResumeState``
                                 last batch (its accumulators are then stale)
+``metric_states_validation_``   whether it was taken at the end of a validation (a step  ``ResumeState``
+``finished``                    cadence): that validation's accumulators are stale
 ``metric_states_by_rank``       the accumulators of every rank (multi-process runs)    ``ResumeState``
 ``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CarriesHiddenState``
                                 batch, with its epoch, batch and world size             (language model, sine streams)
@@ -48,6 +50,7 @@ IDENTITY = "rnnexp"
 METRIC_STATES = "metric_states"
 METRIC_STATES_EPOCH_FINISHED = "metric_states_epoch_finished"
 METRIC_STATES_BY_RANK = "metric_states_by_rank"
+METRIC_STATES_VALIDATION_FINISHED = "metric_states_validation_finished"
 CARRIED_HIDDEN = "carried_hidden"
 
 CHECKPOINT_FOLDER = "checkpoints"  # inside a run directory

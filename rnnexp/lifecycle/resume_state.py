@@ -12,7 +12,12 @@ import torch
 from lightning_utilities.core.apply_func import apply_to_collection
 from torchmetrics import MaxMetric, Metric, MinMetric
 
-from rnnexp.lifecycle.checkpoint import METRIC_STATES, METRIC_STATES_BY_RANK, METRIC_STATES_EPOCH_FINISHED
+from rnnexp.lifecycle.checkpoint import (
+    METRIC_STATES,
+    METRIC_STATES_BY_RANK,
+    METRIC_STATES_EPOCH_FINISHED,
+    METRIC_STATES_VALIDATION_FINISHED,
+)
 
 
 def random_states() -> dict[str, Any]:
@@ -64,6 +69,9 @@ class ResumeState(pl.Callback):
         checkpoint[METRIC_STATES_EPOCH_FINISHED] = (
             trainer.fit_loop.epoch_loop.batch_idx + 1 >= trainer.num_training_batches
         )
+        # Saved at the end of a validation (a step cadence checkpoints there, mid-epoch): that validation is
+        # complete, and Lightning resets its accumulators right after, so a resumed run must not restore them.
+        checkpoint[METRIC_STATES_VALIDATION_FINISHED] = trainer.validating
         if trainer.world_size > 1:
             # Each rank accumulates its own share of the epoch's metrics and only rank 0 writes the file, so
             # every rank's accumulators are gathered (Lightning builds the checkpoint on all ranks at once).
@@ -83,12 +91,15 @@ class ResumeState(pl.Callback):
         if by_rank is not None and len(by_rank) == trainer.world_size:
             saved = by_rank[trainer.global_rank]  # otherwise every rank starts from rank 0's accumulators
         epoch_finished = checkpoint.get(METRIC_STATES_EPOCH_FINISHED, False)
+        validation_finished = checkpoint.get(METRIC_STATES_VALIDATION_FINISHED, False)
         for name, states in saved.items():
             metric = metrics.get(name)
             if not isinstance(metric, Metric):
                 continue  # a metric the task no longer has
-            if epoch_finished and not isinstance(metric, MinMetric | MaxMetric):
-                continue  # an accumulator of the finished epoch
+            if isinstance(metric, MinMetric | MaxMetric):
+                pass  # a best-value tracker: always restored
+            elif epoch_finished or (validation_finished and name.startswith("val_")):
+                continue  # an accumulator of the finished epoch or validation (tasks name them <stage>_...)
             for key, value in states.items():
                 current = getattr(metric, key)
                 if isinstance(current, torch.Tensor):

@@ -40,6 +40,8 @@ class RecurrentSpec:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ConfigError(f"model.{key}={value!r} must be a positive integer (e.g. model.{key}=2).")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"model.bidirectional={self.bidirectional!r} must be true or false.")
         if not isinstance(self.dropout, int | float) or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"model.dropout={self.dropout!r} must be in [0, 1) (e.g. model.dropout=0.2).")
         if self.nonlinearity is not None:

@@ -1,0 +1,50 @@
+"""Runs ``train.py``'s entry point once per case in this one process, as ``python train.py <case>`` would,
+each with its own stdout/stderr file: many refused command lines cost one interpreter start-up.
+
+Usage: ``python -m tests.cli_cases <out dir> <cases.json>``; writes ``<i>.out`` (file descriptors 1 and 2,
+like a terminal) and ``codes.json`` (each case's exit status). An exception that escapes is printed as the
+interpreter prints it, with status 1."""
+
+import json
+import os
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+TRAIN_PY = Path(__file__).resolve().parents[1] / "train.py"
+
+
+def run_case(args: list[str], output: Path) -> int:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with output.open("wb") as file:
+        os.dup2(file.fileno(), 1)
+        os.dup2(file.fileno(), 2)
+        sys.argv = [str(TRAIN_PY), *args]
+        try:
+            runpy.run_path(str(TRAIN_PY), run_name="__main__")  # what `python train.py` executes
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except BaseException:  # printed as the interpreter would
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+    return code
+
+
+def main() -> None:
+    out_dir, cases_file = Path(sys.argv[1]), Path(sys.argv[2])
+    cases = json.loads(cases_file.read_text())
+    codes = [run_case(args, out_dir / f"{i}.out") for i, args in enumerate(cases)]
+    (out_dir / "codes.json").write_text(json.dumps(codes))
+
+
+if __name__ == "__main__":
+    main()
