@@ -2,8 +2,17 @@
 figures a task publishes to the run directory and the loggers."""
 
 from rnnexp.tasks.base import SequenceTask
+from rnnexp.tasks.captioner import ImageCaptioner
 from rnnexp.tasks.classifier import SequenceClassifier
 from rnnexp.tasks.language_model import CharLanguageModel
 from rnnexp.tasks.regressor import SequenceRegressor
+from rnnexp.tasks.translator import CharTranslator
 
-__all__ = ["CharLanguageModel", "SequenceClassifier", "SequenceRegressor", "SequenceTask"]
+__all__ = [
+    "CharLanguageModel",
+    "CharTranslator",
+    "ImageCaptioner",
+    "SequenceClassifier",
+    "SequenceRegressor",
+    "SequenceTask",
+]
