@@ -164,7 +164,7 @@ class CharTranslator(SequenceTask):
             getattr(self, f"{stage}_exact_match").update(exact.float())
             self.update_output_metrics(stage, outputs, batch)
         getattr(self, f"{stage}_char_acc").update(right.sum() / characters, weight=characters)
-        return {"loss": loss}
+        return {"loss": loss} if stage == "train" else {"loss": loss, "outputs": outputs}
 
     def update_output_metrics(
         self, stage: str, outputs: torch.Tensor, batch: tuple[torch.Tensor, ...]
