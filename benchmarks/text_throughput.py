@@ -35,7 +35,8 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
 from rnnexp.data import CharCorpus  # noqa: E402
-from rnnexp.models.char_rnn import CharRNN, repackage_hidden  # noqa: E402
+from rnnexp.models.char_rnn import CharRNN  # noqa: E402
+from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
 from rnnexp.models.sampling import sample  # noqa: E402
 from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
 from tests.conftest import compose_config  # noqa: E402

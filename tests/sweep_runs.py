@@ -80,3 +80,16 @@ def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
         train(cfg)
         _made["text"] = base / "run"
     return _made["text"]
+
+
+def sine_mode_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A stateful sine run (tbptt streams) and a forecasting run, each a few steps on tiny data."""
+    if "streams" not in _made:
+        base = tmp_path_factory.mktemp("sine_modes")
+        small = ["datamodule.num_sequences=64", "datamodule.seq_len=16", "datamodule.batch_size=8",
+                 "model.hidden_size=8", "trainer.max_epochs=1", "callbacks.progress_bar=null",
+                 "trainer.enable_model_summary=false", "task.log_figures=false"]  # fmt: skip
+        train(compose_config(["datamodule.tbptt=true", *small], base / "streams"))
+        train(compose_config(["datamodule=sine_forecast", "datamodule.horizon=5", *small], base / "forecast"))
+        _made["streams"], _made["forecast"] = base / "streams", base / "forecast"
+    return _made["streams"], _made["forecast"]

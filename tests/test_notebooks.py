@@ -9,7 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.conftest import ROOT
-from tests.sweep_runs import grid_sweep, mnist_run, text_run
+from tests.sweep_runs import grid_sweep, mnist_run, sine_mode_runs, text_run
 
 NOTEBOOKS = ROOT / "notebooks"
 
@@ -65,8 +65,12 @@ def test_demonstrations_notebook_runs_on_trained_runs(tmp_path_factory, monkeypa
     monkeypatch.setenv("RNNEXP_SINE_RUN", str(sine_run))
     monkeypatch.setenv("RNNEXP_MNIST_RUN", str(mnist_run(tmp_path_factory)))
     monkeypatch.setenv("RNNEXP_TEXT_RUN", str(text) if text else "")
+    streams_run, forecast_run = sine_mode_runs(tmp_path_factory)
+    monkeypatch.setenv("RNNEXP_STREAMS_RUN", str(streams_run))
+    monkeypatch.setenv("RNNEXP_FORECAST_RUN", str(forecast_run))
     notebook = execute("demonstrations.ipynb")
-    assert images(notebook) == 3  # sine predictions, confusion matrix, misclassified digits
+    # sine predictions, carried streams, forecasts, MSE per forecast step, confusion matrix, misclassified digits
+    assert images(notebook) == 6
     if text is None:
         assert "Set TEXT_RUN" in text_of(notebook)
     else:

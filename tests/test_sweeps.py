@@ -22,6 +22,7 @@ from tests.sweep_runs import TINY_SINE, grid_sweep, run_cli
 SEARCHES = {
     "mnist_rows_optuna": "val/acc_best",
     "sine_optuna": "val/mse_best",
+    "sine_forecast_optuna": "val/mse_best",
     "text_optuna": "val/loss_best",
 }
 

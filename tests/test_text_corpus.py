@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnexp.data.char_corpus import CharCorpus, StreamBatches, batchify
+from rnnexp.data.char_corpus import CharCorpus
+from rnnexp.data.streams import StreamBatches, batchify
 from rnnexp.data.vocab import UNKNOWN, Vocabulary
 from rnnexp.errors import ConfigError, DataError
 

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 
-from rnnexp.data.char_corpus import StreamBatches, batchify
+from rnnexp.data.streams import StreamBatches, batchify
 from rnnexp.lifecycle.checkpoint import load_task, read_checkpoint
 from rnnexp.training import train
 from tests.conftest import compose_config

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from rnnexp.data.char_corpus import StreamBatches, batchify
+from rnnexp.data.streams import StreamBatches, batchify
 from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError
-from rnnexp.models.char_rnn import CharRNN, repackage_hidden
-from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.models.char_rnn import CharRNN
+from rnnexp.models.recurrent import RecurrentSpec, repackage_hidden
 from rnnexp.models.sampling import sample
 from rnnexp.tasks import CharLanguageModel
 

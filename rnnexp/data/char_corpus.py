@@ -13,8 +13,9 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from rnnexp.data.batching import EpochBatchSampler, ResumableLoader, TensorBatchDataset, tensor_batches
+from rnnexp.data.batching import TensorBatchDataset, tensor_batches
 from rnnexp.data.splits import split_sizes
+from rnnexp.data.streams import StreamBatches, rank_streams, stream_loader
 from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError, DataError
 
@@ -60,35 +61,6 @@ def download(url: str, target: Path, timeout_s: float = 30.0) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def batchify(ids: torch.Tensor, streams: int) -> torch.Tensor:
-    """Cut a token sequence into ``streams`` equal contiguous rows, ``(streams, length)``; the tail that does
-    not fill a row is dropped. Row b continues where row b-1's text ends, as in the classic RNN LM recipe."""
-    length = ids.numel() // streams
-    return ids[: length * streams].view(streams, length)
-
-
-class StreamBatches(Dataset):
-    """Item i is batch i of truncated BPTT: the next ``seq_len`` characters of every stream and, as
-    targets, the same window shifted by one. Items must be served in order (the hidden state carries over).
-    """
-
-    def __init__(self, streams: torch.Tensor, seq_len: int):
-        self.streams = streams  # (streams, length)
-        self.seq_len = seq_len
-
-    def __len__(self) -> int:
-        return -(-(self.streams.shape[1] - 1) // self.seq_len)  # the last window may be shorter
-
-    def __getitem__(self, i: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        if isinstance(i, list):  # from a batch sampler of batch size 1
-            (i,) = i
-        if not 0 <= i < len(self):
-            raise IndexError(i)
-        start = i * self.seq_len
-        stop = min(start + self.seq_len, self.streams.shape[1] - 1)
-        return self.streams[:, start:stop], self.streams[:, start + 1 : stop + 1]  # (streams, time) each
 
 
 def chunk(ids: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +179,7 @@ class CharCorpus(pl.LightningDataModule):
         shards them)."""
         ids = self.ids[split]
         if self.tbptt:
-            streams = batchify(ids, self.batch_size * world_size)[rank::world_size]
+            streams = rank_streams(ids, self.batch_size, rank, world_size)
             if streams.shape[1] < 2:
                 raise ConfigError(
                     f"The {split} split of {self.corpus_path} has {ids.numel()} characters, too few for "
@@ -230,10 +202,7 @@ class CharCorpus(pl.LightningDataModule):
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         dataset = self.dataset(split, rank, world_size)
         if isinstance(dataset, StreamBatches):
-            # Item i is already batch i: served in order (never shuffled) by a sampler that lets a run
-            # resumed mid-epoch skip the batches it had read, as the other datamodules' loaders do.
-            sampler = EpochBatchSampler(len(dataset), batch_size=1, shuffle=False, seed=0)
-            return ResumableLoader(dataset, sampler=sampler, batch_size=None, generator=torch.Generator())
+            return stream_loader(dataset)
         return tensor_batches(dataset, self.batch_size, shuffle=shuffle, trainer=trainer)
 
     def train_dataloader(self) -> DataLoader | list:

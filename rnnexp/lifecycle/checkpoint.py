@@ -14,8 +14,8 @@ key                             what it holds                                   
 ``metric_states_epoch_finished`` whether the checkpoint was taken after the epoch's      ``ResumeState``
                                 last batch (its accumulators are then stale)
 ``metric_states_by_rank``       the accumulators of every rank (multi-process runs)    ``ResumeState``
-``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CharLanguageModel``
-                                batch, with its epoch, batch and world size
+``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CarriesHiddenState``
+                                batch, with its epoch, batch and world size             (language model, sine streams)
 =============================== ======================================================= ===========================
 
 Inside Lightning's own entries, rnnexp's objects keep their state too: ``callbacks["ResumeState"]`` holds the
@@ -60,8 +60,10 @@ CLASS_PATHS = {
     "SequenceClassifier": "rnnexp.tasks.classifier.SequenceClassifier",
     "SequenceRegressor": "rnnexp.tasks.regressor.SequenceRegressor",
     "CharLanguageModel": "rnnexp.tasks.language_model.CharLanguageModel",
+    "Forecaster": "rnnexp.tasks.forecaster.Forecaster",
     "RecurrentNet": "rnnexp.models.recurrent.RecurrentNet",
     "CharRNN": "rnnexp.models.char_rnn.CharRNN",
+    "EncoderDecoder": "rnnexp.models.seq2seq.EncoderDecoder",
     "CharTranslator": "rnnexp.tasks.translator.CharTranslator",
     "ImageCaptioner": "rnnexp.tasks.captioner.ImageCaptioner",
     "CharSeq2Seq": "rnnexp.models.char_seq2seq.CharSeq2Seq",

@@ -31,14 +31,6 @@ def check_language_model_options(spec: RecurrentSpec, embedding_dim: int, tie_we
         )
 
 
-def repackage_hidden(hidden: Hidden) -> Hidden:
-    """The same values cut from their graph: the next batch starts from them, but backpropagation stops at
-    the batch boundary (truncated BPTT)."""
-    if isinstance(hidden, tuple):
-        return tuple(h.detach() for h in hidden)
-    return hidden.detach()
-
-
 class CharRNN(nn.Module):
     """Ids ``(batch, time)`` and an optional hidden state in; logits ``(batch, time, vocab)`` and the final
     hidden state out. The vocabulary lives here so a checkpoint alone is enough to generate text.

@@ -85,6 +85,14 @@ def final_hidden(hidden: Hidden) -> torch.Tensor:
     return hidden[0] if isinstance(hidden, tuple) else hidden
 
 
+def repackage_hidden(hidden: Hidden) -> Hidden:
+    """The same values cut from their graph: the next batch starts from them, but backpropagation stops at
+    the batch boundary (truncated BPTT)."""
+    if isinstance(hidden, tuple):
+        return tuple(h.detach() for h in hidden)
+    return hidden.detach()
+
+
 class RecurrentNet(nn.Module):
     """Sequence in, prediction out: ``(batch, time, input_size)`` → ``(batch, output_size)`` or, when
     ``per_step`` is true (many-to-many), ``(batch, time, output_size)``.
@@ -105,15 +113,21 @@ class RecurrentNet(nn.Module):
         self.head = nn.Linear(spec.hidden_size * directions, output_size)
 
     def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> torch.Tensor:
+        return self.forward_with_state(x, hidden)[0]
+
+    def forward_with_state(
+        self, x: torch.Tensor, hidden: Hidden | None = None
+    ) -> tuple[torch.Tensor, Hidden]:
+        """The prediction and the final hidden state, for a task that carries it into the next batch."""
         outputs, hidden = self.rnn(x, hidden)  # outputs: (batch, time, hidden * directions)
         if self.per_step:
-            return self.head(outputs)
+            return self.head(outputs), hidden
         if self.spec.pooling == "mean":
-            return self.head(outputs.mean(dim=1))
+            return self.head(outputs.mean(dim=1)), hidden
         h_n = final_hidden(hidden)
         directions = 2 if self.spec.bidirectional else 1
         top = h_n[-directions:]  # (directions, batch, hidden): the top layer, each direction's last state
-        return self.head(top.transpose(0, 1).reshape(x.shape[0], -1))
+        return self.head(top.transpose(0, 1).reshape(x.shape[0], -1)), hidden
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this network (stored in checkpoints)."""

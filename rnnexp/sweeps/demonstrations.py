@@ -116,3 +116,52 @@ def generate_text(
     """The prompt and ``length`` sampled characters from a text run (its directory or a checkpoint file)."""
     net = load_char_model(run_checkpoint(run, "best"))
     return prompt + sample(net, prompt, length, temperature, top_k, seed)
+
+
+@torch.no_grad()
+def plot_sine_streams(run_dir: str | Path, batches: int = 4, count: int = 4) -> Figure:
+    """A stateful sine run (``datamodule.tbptt=true``) on its test streams: ``batches`` consecutive batches
+    joined, the hidden state carried across their boundaries (dotted lines) as in training."""
+    task, cfg = load_run(run_dir)
+    datamodule = run_datamodule(cfg)
+    if not getattr(datamodule, "tbptt", False):
+        raise DataError(f"{run_dir} was not trained on streams; pass a run of datamodule.tbptt=true.")
+    task.on_test_epoch_start()  # zeros, as every evaluation pass starts
+    parts = []
+    for index, (inputs, targets) in enumerate(datamodule.test_dataloader()):
+        if index >= batches:
+            break
+        parts.append((inputs, targets, task.predict_step_batch(inputs, "test")))
+    inputs, targets, preds = (torch.cat(column, dim=1) for column in zip(*parts, strict=True))
+    boundaries = torch.tensor([p[0].shape[1] for p in parts]).cumsum(0)[:-1].tolist()
+    title = f"test streams, state carried across {len(parts)} batches: {cfg.model.cell}"
+    return plot_sequences(inputs, targets, preds, title, count, boundaries=boundaries)
+
+
+@torch.no_grad()
+def plot_sine_forecasts(run_dir: str | Path, count: int = 4) -> Figure:
+    """A forecasting run (``datamodule=sine_forecast``) on test windows: context, truth, the free-running
+    forecast and, dashed, what the decoder predicts when fed the truth (teacher forcing)."""
+    from rnnexp.tasks.forecaster import plot_forecasts
+
+    task, cfg = load_run(run_dir)
+    context, future = next(iter(run_datamodule(cfg).test_dataloader()))
+    preds, forced = task.net(context), task.net(context, future, teacher_forcing=1.0)
+    title = f"test forecasts, horizon {future.shape[1]}: {cfg.model.cell}"
+    return plot_forecasts(context, future, preds, forced, title, count)
+
+
+def plot_forecast_horizon(run_dir: str | Path) -> Figure:
+    """MSE per forecast step, the model's against the persistence baseline's, from the run's
+    ``horizon_mse.csv`` (written by its test pass)."""
+    from rnnexp.tasks.forecaster import plot_horizon_mse
+
+    path = Path(run_dir) / "horizon_mse.csv"
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist; pass a forecasting run (datamodule=sine_forecast) that was tested."
+        )
+    rows = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return plot_horizon_mse(
+        torch.from_numpy(rows[:, 1]), torch.from_numpy(rows[:, 2]), "test MSE per forecast step"
+    )

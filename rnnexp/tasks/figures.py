@@ -14,9 +14,15 @@ from pytorch_lightning.loggers import TensorBoardLogger, WandbLogger
 
 
 def plot_sequences(
-    inputs: torch.Tensor, targets: torch.Tensor, preds: torch.Tensor, title: str, max_sequences: int = 4
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    preds: torch.Tensor,
+    title: str,
+    max_sequences: int = 4,
+    boundaries: Sequence[int] = (),
 ) -> Figure:
-    """Input, true target and prediction per step for a few sequences, each ``(batch, time, 1)``."""
+    """Input, true target and prediction per step for a few sequences, each ``(batch, time, 1)``; dotted
+    vertical lines at ``boundaries`` (steps where a new batch of a carried stream begins)."""
     count = min(max_sequences, inputs.shape[0])
     fig = Figure(figsize=(10, 2.2 * count), layout="constrained")
     axes = fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0]
@@ -25,6 +31,8 @@ def plot_sequences(
         ax.plot(steps, inputs[i, :, 0].cpu().float().numpy(), color="0.7", lw=1, label="input")
         ax.plot(steps, targets[i, :, 0].cpu().float().numpy(), color="C0", lw=2, label="target")
         ax.plot(steps, preds[i, :, 0].cpu().float().numpy(), color="C1", lw=1.5, ls="--", label="prediction")
+        for step in boundaries:
+            ax.axvline(step - 0.5, color="0.4", lw=0.8, ls=":")
         ax.set_ylabel(f"seq {i}")
     axes[0].legend(loc="upper right", ncols=3, fontsize="small")
     axes[0].set_title(title)
