@@ -3,10 +3,11 @@ plain PyTorch truncated-BPTT loop, and sampling (generation) one character at a 
 
 Both training paths use the same ``CharRNN``, the same ``CharCorpus`` streams (a synthetic word corpus written
 to a temporary file and read by the real datamodule), AdamW and gradient clipping, and carry the detached hidden
-state from batch to batch. The Lightning path is the composed ``datamodule=text`` config with its
-``CharLanguageModel`` (metrics, grad-norm logging, the CSV logger, the non-finite-loss guard); checkpointing,
-early stopping, the progress bar and validation are off, since they do not run per training step. The two
-paths alternate, repeat after repeat, so drift on a shared machine hits both.
+state from batch to batch. The Lightning path is what ``rnnexp.training.build_experiment`` composes for
+``train()`` from the ``datamodule=text`` config: its ``CharLanguageModel`` (metrics, grad-norm logging, the
+CSV logger, the non-finite-loss guard); checkpointing, early stopping, the progress bar and validation are
+off, since they do not run per training step. The two paths alternate, repeat after repeat, so drift on a
+shared machine hits both.
 
     python benchmarks/text_throughput.py --help
 """
@@ -14,34 +15,40 @@ paths alternate, repeat after repeat, so drift on a shared machine hits both.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import statistics
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config
+    sys.path.insert(0, str(ROOT))  # `python benchmarks/<script>.py` finds rnnexp and benchmarks.harness
 
-from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
-from rnnexp.data import CharCorpus  # noqa: E402
-from rnnexp.models.char_rnn import CharRNN  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    CellResult,
+    Stopwatch,
+    Timing,
+    argument_parser,
+    build_plain,
+    check_counts,
+    markdown_table,
+    prepare_run,
+    repeat_lines,
+    run_alternating,
+    step_only_overrides,
+    time_fit,
+)
 from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
 from rnnexp.models.sampling import sample  # noqa: E402
-from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
-from tests.conftest import compose_config  # noqa: E402
+from rnnexp.training import compose_config, instantiate  # noqa: E402
 
-CELLS = ("rnn", "lstm", "gru")
 WORDS = (
     "the",
     "king",
@@ -73,20 +80,6 @@ class Shape:
     @property
     def chars_per_step(self) -> int:
         return self.batch_size * self.seq_len
-
-
-@dataclass
-class CellResult:
-    """Characters/s of each repeat in the order they ran; ``ratio`` pairs the repeats (same moment)."""
-
-    cell: str
-    plain: list[float] = field(default_factory=list)
-    lightning: list[float] = field(default_factory=list)
-    generate: list[float] = field(default_factory=list)
-
-    @property
-    def ratio(self) -> float:
-        return statistics.median(lit / pl_ for lit, pl_ in zip(self.lightning, self.plain, strict=True))
 
 
 def write_corpus(path: Path, characters: int, seed: int = 0) -> Path:
@@ -122,68 +115,19 @@ def bench_config(
     )
 
 
-class StepClock(pl.Callback):
-    """Times the training steps after ``warmup``: from the end of step warmup-1 to the end of the last."""
-
-    def __init__(self, warmup: int, steps: int, device: torch.device):
-        self.warmup, self.last, self.device = warmup, warmup + steps - 1, device
-        self.start = self.stop = 0.0
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if batch_idx in (self.warmup - 1, self.last):
-            synchronize(self.device)
-            if batch_idx == self.last:
-                self.stop = time.perf_counter()
-            else:
-                self.start = time.perf_counter()
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def lightning_chars_per_s(
-    cfg: DictConfig, shape: Shape, warmup: int, steps: int, device: torch.device
-) -> float:
-    """Fit the project's task for warmup + steps batches with a real ``pl.Trainer``."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    spec = instantiate(cfg.model)
-    datamodule = instantiate(cfg.datamodule)
-    clock = StepClock(warmup, steps, device)
-    callbacks = per_step_callbacks(cfg)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer, callbacks=[*callbacks, clock], logger=instantiate_group(cfg.get("logger")) or False
-    )
-    task = build_task(cfg, spec, datamodule)
-    trainer.fit(task, datamodule=datamodule)
-    if trainer.global_step != warmup + steps:
-        raise RuntimeError(f"Lightning ran {trainer.global_step} steps, expected {warmup + steps}")
-    return shape.chars_per_step * steps / (clock.stop - clock.start)
-
-
-def build_plain(cfg: DictConfig, device: torch.device) -> tuple[CharRNN, CharCorpus]:
-    spec = instantiate(cfg.model)
-    datamodule: CharCorpus = instantiate(cfg.datamodule)
-    task_class = get_class(cfg.task._target_)
-    net = task_class.build_net(spec, datamodule, **task_class.net_options(cfg.task))
-    return net.to(device), datamodule
-
-
-def plain_chars_per_s(cfg: DictConfig, shape: Shape, warmup: int, steps: int, device: torch.device) -> float:
+def time_plain(cfg: DictConfig, shape: Shape, warmup: int, steps: int, device: torch.device) -> Timing:
     """The hand-written TBPTT loop of the word_language_model example, with AdamW and clipping."""
     pl.seed_everything(cfg.seed, verbose=False)
-    net, datamodule = build_plain(cfg, device)
+    net, datamodule = build_plain(cfg, device)  # CharRNN, CharCorpus
     net.train()
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     clip = cfg.trainer.gradient_clip_val
     batches = datamodule.dataset("train")
     hidden = None
-    start = 0.0
+    stopwatch = Stopwatch(device)
     for step in range(warmup + steps):
         if step == warmup:
-            synchronize(device)
-            start = time.perf_counter()
+            stopwatch.start()
         inputs, targets = (t.to(device) for t in batches[step])  # (streams, time) ids each
         logits, hidden = net(inputs, hidden)
         hidden = repackage_hidden(hidden)
@@ -192,21 +136,20 @@ def plain_chars_per_s(cfg: DictConfig, shape: Shape, warmup: int, steps: int, de
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
         optimizer.step()
-    synchronize(device)
-    return shape.chars_per_step * steps / (time.perf_counter() - start)
+    return stopwatch.stop(steps, shape.chars_per_step * steps)
 
 
-def generate_chars_per_s(cfg: DictConfig, length: int, device: torch.device) -> float:
+def time_generate(cfg: DictConfig, length: int, device: torch.device) -> Timing:
     """``rnnexp.models.sampling.sample``: one prompt, one character per forward step (as the CLI runs it)."""
     net, _ = build_plain(cfg, device)
     sample(net, "the ", 20, seed=0)  # warm-up: kernels, allocator
-    synchronize(device)
-    start = time.perf_counter()
+    stopwatch = Stopwatch(device)
+    stopwatch.start()
     text = sample(net, "the ", length, temperature=0.8, seed=1)  # ends with a device-to-host copy
-    elapsed = time.perf_counter() - start
+    timing = stopwatch.stop(length, length)
     if len(text) != length:
         raise RuntimeError(f"sample returned {len(text)} characters, expected {length}")
-    return length / elapsed
+    return timing
 
 
 def run_benchmark(
@@ -220,59 +163,50 @@ def run_benchmark(
     work_dir: Path,
 ) -> list[CellResult]:
     """Alternate the two training paths per cell and repeat (order flips every repeat), then generation."""
-    if warmup < 1 or steps < 1 or repeats < 1:
-        raise ValueError(f"warmup={warmup}, steps={steps}, repeats={repeats} must all be >= 1")
+    check_counts(warmup, steps, repeats)
     torch_device = torch.device(device)
     # Enough text for warmup + steps batches of every stream in the 90% training slice.
     characters = int(shape.chars_per_step * (warmup + steps + 2) / 0.9) + 1000
     corpus = write_corpus(work_dir / "corpus.txt", characters)
-    results = {cell: CellResult(cell) for cell in cells}
-    for repeat in range(repeats):
-        for cell in cells:
-            cfg = bench_config(cell, shape, corpus, work_dir / f"run-{cell}", warmup + steps, device)
-            paths = [("lightning", lightning_chars_per_s), ("plain", plain_chars_per_s)]
-            for name, measure in paths if repeat % 2 == 0 else paths[::-1]:
-                getattr(results[cell], name).append(measure(cfg, shape, warmup, steps, torch_device))
-            results[cell].generate.append(generate_chars_per_s(cfg, gen_length, torch_device))
-    return list(results.values())
+    timed = {"warmup": warmup, "steps": steps, "device": torch_device}
+    paths = {
+        "lightning": partial(time_fit, items_per_step=shape.chars_per_step, **timed),
+        "plain": partial(time_plain, shape=shape, **timed),
+    }
+    generate = {"generate": partial(time_generate, length=gen_length, device=torch_device)}
+
+    def config_for(cell: str, repeat: int) -> DictConfig:
+        return bench_config(cell, shape, corpus, work_dir / f"run-{cell}", warmup + steps, device)
+
+    return run_alternating(cells, repeats, config_for, paths, after=generate)
 
 
 def format_table(results: list[CellResult], shape: Shape) -> str:
-    lines = [
-        f"{'cell':<5} {'plain chars/s':>14} {'lightning chars/s':>18} {'ratio':>6} {'generate chars/s':>17}"
-        "   (median of repeats)"
-    ]
-    for r in results:
-        lines.append(
-            f"{r.cell:<5} {statistics.median(r.plain):>14.0f} {statistics.median(r.lightning):>18.0f} "
-            f"{r.ratio:>6.3f} {statistics.median(r.generate):>17.0f}"
-        )
-    lines.append(
+    """Median chars/s per path, the paired Lightning / plain ratio and generation chars/s."""
+    header = ["cell", "plain chars/s", "lightning chars/s", "paired ratio", "generate chars/s"]
+    rows = [
+        [r.cell, *(f"{r.per_s(path):.0f}" for path in ("plain", "lightning")), f"{r.paired_ratio():.3f}",
+         f"{r.per_s('generate'):.0f}"]
+        for r in results
+    ]  # fmt: skip
+    caption = (
         f"batch {shape.batch_size} streams x seq_len {shape.seq_len}, embedding {shape.embedding_dim}, "
-        f"{shape.num_layers} layer(s) x hidden {shape.hidden_size}; generation: batch 1, 1 char per step"
+        f"{shape.num_layers} layer(s) x hidden {shape.hidden_size}; generation: batch 1, 1 char per step; "
+        f"median of {len(results[0].timings['plain'])} repeats"
     )
-    return "\n".join(lines)
+    return markdown_table(caption, header, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    parser = argument_parser(__doc__, steps=30, repeats=3)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--hidden-size", type=int, default=512)
     parser.add_argument("--num-layers", type=int, default=2)
     parser.add_argument("--embedding-dim", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before the timed ones")
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps per repeat")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats; the median is reported")
     parser.add_argument(
         "--gen-length", type=int, default=500, help="characters sampled per generation timing"
     )
-    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--verbose", action="store_true", help="print every repeat's chars/s")
     return parser.parse_args(argv)
 
 
@@ -292,11 +226,7 @@ def main(argv: list[str] | None = None) -> None:
             Path(tmp),
         )
     if args.verbose:
-        for r in results:
-            print(
-                f"{r.cell}: plain {[round(v) for v in r.plain]}  lightning {[round(v) for v in r.lightning]}  "
-                f"generate {[round(v) for v in r.generate]}"
-            )
+        print("\n".join(repeat_lines(results, "chars")))
     print(format_table(results, shape))
 
 

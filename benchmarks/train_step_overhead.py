@@ -2,9 +2,10 @@
 
 Both paths train the same ``RecurrentNet`` on the same MNIST-row tensors (synthetic IDX files read by the real
 ``MnistRows``) with the same optimizer and gradient clipping, in one process. The Lightning path is the
-project's own: the composed default config (``datamodule=mnist_rows model=<cell>``), its ``SequenceClassifier``
-with its metrics, loss and grad-norm logging, the CSV logger and the per-step callbacks; only checkpointing,
-early stopping, the progress bar and validation are off, since they do not belong to a training step. The two
+project's own: what ``rnnexp.training.build_experiment`` composes for ``train()`` from the default config
+(``datamodule=mnist_rows model=<cell>``): its ``SequenceClassifier`` with its metrics, loss and grad-norm
+logging, the CSV logger and the per-step callbacks; only checkpointing, early stopping, the progress bar and
+validation are off, since they do not belong to a training step. The two
 paths alternate, repeat after repeat (the order flips each time), so drift on a shared machine hits both.
 
 Besides wall-clock samples/s it records the process's CPU time: with --threads 1 that is the work done,
@@ -16,34 +17,40 @@ which other processes on a busy machine do not inflate.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # tests.conftest composes the real config and writes real IDX files
+    sys.path.insert(0, str(ROOT))  # `python benchmarks/<script>.py` finds rnnexp and benchmarks.harness
 
-from benchmarks.common import per_step_callbacks, prepare_run, step_only_overrides  # noqa: E402
-from rnnexp.data import MnistRows  # noqa: E402
-from rnnexp.training import build_task, instantiate, instantiate_group  # noqa: E402
-from tests.conftest import compose_config, write_idx  # noqa: E402
+from benchmarks.harness import (  # noqa: E402
+    CellResult,
+    Stopwatch,
+    Timing,
+    argument_parser,
+    build_plain,
+    check_counts,
+    markdown_table,
+    prepare_run,
+    repeat_lines,
+    run_alternating,
+    step_only_overrides,
+    time_fit,
+)
+from rnnexp.data.mnist_rows import write_idx  # noqa: E402
+from rnnexp.training import Experiment, compose_config, instantiate  # noqa: E402
 
-CELLS = ("rnn", "lstm", "gru")
-PATHS = ("lightning", "plain")
 BARE = "bare"  # optional third path: the floor of Lightning's own loop
 
 
@@ -56,70 +63,6 @@ class Shape:
     steps: int = 28
     features: int = 28
     classes: int = 10
-
-
-@dataclass(frozen=True)
-class Timing:
-    """One timed run of ``samples`` training samples; ``cpu_s`` is this process's CPU time (all threads)."""
-
-    samples: int
-    wall_s: float
-    cpu_s: float
-
-    @property
-    def per_s(self) -> float:
-        return self.samples / self.wall_s
-
-    @property
-    def per_cpu_s(self) -> float:
-        return self.samples / self.cpu_s
-
-
-@dataclass
-class CellResult:
-    """Every repeat of each path for one cell, in the order they ran; paired ratios match repeat i of a path
-    with repeat i of the plain loop, which ran right next to it."""
-
-    cell: str
-    timings: dict[str, list[Timing]] = field(default_factory=dict)
-
-    def samples_per_s(self, path: str) -> float:
-        """Median over repeats of wall-clock samples/s."""
-        return statistics.median(t.per_s for t in self.timings[path])
-
-    def ratio(self, path: str = "lightning") -> float:
-        """Median samples/s of ``path`` over median samples/s of the plain loop."""
-        return self.samples_per_s(path) / self.samples_per_s("plain")
-
-    def paired_ratio(self, path: str = "lightning") -> float:
-        """Median over repeats of ``path`` / plain samples/s, each pair measured back to back."""
-        pairs = zip(self.timings[path], self.timings["plain"], strict=True)
-        return statistics.median(other.per_s / plain.per_s for other, plain in pairs)
-
-    def cpu_ratio(self, path: str = "lightning") -> float:
-        """The paired ratio from CPU time instead of wall time (CPU seconds per sample, plain over ``path``)."""
-        pairs = zip(self.timings[path], self.timings["plain"], strict=True)
-        return statistics.median(other.per_cpu_s / plain.per_cpu_s for other, plain in pairs)
-
-
-class Stopwatch:
-    """Wall and CPU clocks started and stopped together (after the device has finished its queued work)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.wall = self.cpu = 0.0
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def start(self) -> None:
-        self._sync()
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def stop(self, samples: int) -> Timing:
-        self._sync()
-        return Timing(samples, time.perf_counter() - self.wall, time.process_time() - self.cpu)
 
 
 def write_fake_mnist(root: Path, shape: Shape, n_train: int, seed: int = 0) -> Path:
@@ -154,23 +97,6 @@ def bench_config(
     )
 
 
-class StepClock(pl.Callback):
-    """Times the steps after ``warmup``: from the end of step warmup-1 to the end of the last step, so each
-    timed step includes its batch fetch, transfer, hooks and logging."""
-
-    def __init__(self, warmup: int, steps: int, batch_size: int, device: torch.device):
-        self.warmup, self.last = warmup, warmup + steps - 1
-        self.samples = steps * batch_size
-        self.stopwatch = Stopwatch(device)
-        self.timing: Timing | None = None
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if batch_idx == self.warmup - 1:
-            self.stopwatch.start()
-        if batch_idx == self.last:
-            self.timing = self.stopwatch.stop(self.samples)
-
-
 class BareTask(pl.LightningModule):
     """The floor: Lightning's loop around the same network and optimizer, with no metrics, no logging and no
     gradient norm, so ``lightning`` minus ``bare`` is what rnnexp adds and ``bare`` minus ``plain`` Lightning."""
@@ -187,27 +113,9 @@ class BareTask(pl.LightningModule):
         return self.optimizer_factory(params=self.parameters())
 
 
-def time_lightning(
-    cfg: DictConfig, warmup: int, steps: int, device: torch.device, bare: bool = False
-) -> Timing:
-    """Fit the project's task (or, with ``bare``, ``BareTask`` without the per-step callbacks) for
-    warmup + steps batches with a real ``pl.Trainer`` built from the config."""
-    pl.seed_everything(cfg.seed, verbose=False)
-    spec = instantiate(cfg.model)
-    datamodule = instantiate(cfg.datamodule)
-    clock = StepClock(warmup, steps, cfg.datamodule.batch_size, device)
-    trainer: pl.Trainer = instantiate(
-        cfg.trainer,
-        callbacks=[clock] if bare else [*per_step_callbacks(cfg), clock],
-        logger=instantiate_group(cfg.get("logger")) or False,
-    )
-    task = build_task(cfg, spec, datamodule)
-    if bare:
-        task = BareTask(task.net, instantiate(cfg.optimizer))
-    trainer.fit(task, datamodule=datamodule)
-    if clock.timing is None or trainer.global_step != warmup + steps:
-        raise RuntimeError(f"Lightning ran {trainer.global_step} steps, expected {warmup + steps}")
-    return clock.timing
+def bare_task(experiment: Experiment) -> BareTask:
+    """``BareTask`` around the network and optimizer the composed task would train."""
+    return BareTask(experiment.task.net, experiment.task.optimizer_factory)
 
 
 def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | None) -> None:
@@ -223,11 +131,10 @@ def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | N
 def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
     """The hand-written loop: same network, optimizer, clipping and uint8-to-float conversion as the task."""
     pl.seed_everything(cfg.seed, verbose=False)
-    spec = instantiate(cfg.model)
-    datamodule: MnistRows = instantiate(cfg.datamodule)
+    net, datamodule = build_plain(cfg, device)  # the datamodule: MnistRows
     datamodule.setup("fit")
     images, labels = datamodule.datasets["train"].tensors  # (N, time, features) uint8, (N,) int64
-    net = get_class(cfg.task._target_).build_net(spec, datamodule).to(device).train()
+    net.train()
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     clip_value, clip_algorithm = cfg.trainer.gradient_clip_val, cfg.trainer.gradient_clip_algorithm
     batch_size = cfg.datamodule.batch_size
@@ -244,7 +151,7 @@ def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -
         loss.backward()
         clip_gradients(net, clip_value, clip_algorithm)
         optimizer.step()
-    return stopwatch.stop(steps * batch_size)
+    return stopwatch.stop(steps, steps * batch_size)
 
 
 def run_benchmark(
@@ -258,67 +165,53 @@ def run_benchmark(
     bare: bool = False,
 ) -> list[CellResult]:
     """Per repeat and cell, time the paths back to back, reversing their order every other repeat."""
-    if warmup < 1 or steps < 1 or repeats < 1:
-        raise ValueError(f"warmup={warmup}, steps={steps}, repeats={repeats} must all be >= 1")
+    check_counts(warmup, steps, repeats)
     if (shape.steps, shape.features, shape.classes) != (28, 28, 10):
         raise ValueError("MnistRows reads 28x28 images with 10 classes; only batch and hidden sizes vary")
     torch_device = torch.device(device)
     data_dir = write_fake_mnist(work_dir / "data", shape, n_train=shape.batch_size * (warmup + steps + 1))
-    measure = {
-        "lightning": time_lightning,
-        "plain": time_plain,
-        BARE: partial(time_lightning, bare=True),
+    lightning = partial(
+        time_fit, warmup=warmup, steps=steps, items_per_step=shape.batch_size, device=torch_device
+    )
+    paths = {
+        "lightning": lightning,
+        "plain": partial(time_plain, warmup=warmup, steps=steps, device=torch_device),
     }
-    paths = (*PATHS, BARE) if bare else PATHS
-    results = {cell: CellResult(cell, {path: [] for path in paths}) for cell in cells}
-    for repeat in range(repeats):
-        for cell in cells:
-            run_dir = work_dir / f"run-{cell}-{repeat}"
-            cfg = bench_config(cell, shape, data_dir, run_dir, warmup + steps, device)
-            for path in paths if repeat % 2 == 0 else paths[::-1]:
-                results[cell].timings[path].append(measure[path](cfg, warmup, steps, torch_device))
-    return list(results.values())
+    if bare:
+        paths[BARE] = partial(lightning, bare=bare_task)
+
+    def config_for(cell: str, repeat: int) -> DictConfig:
+        run_dir = work_dir / f"run-{cell}-{repeat}"
+        return bench_config(cell, shape, data_dir, run_dir, warmup + steps, device)
+
+    return run_alternating(cells, repeats, config_for, paths)
 
 
 def format_table(results: list[CellResult], shape: Shape) -> str:
-    """A Markdown table: median samples/s per path and the ratios to the plain loop (see ``CellResult``)."""
+    """Median samples/s per path and the ratios to the plain loop (see ``CellResult``)."""
     bare = all(BARE in r.timings for r in results)
-    header = "| cell | plain samples/s | lightning samples/s | ratio | paired ratio | CPU-time ratio |"
-    lines = [
-        f"batch {shape.batch_size}, {shape.steps} steps x {shape.features} features, hidden {shape.hidden_size}; "
-        f"median of {len(results[0].timings['plain'])} repeats",
-        header + (" bare Lightning samples/s | bare ratio |" if bare else ""),
-        "|---|---:|---:|---:|---:|---:|" + ("---:|---:|" if bare else ""),
-    ]
+    header = ["cell", "plain samples/s", "lightning samples/s", "ratio", "paired ratio", "CPU-time ratio"]
+    rows = []
     for r in results:
-        row = (
-            f"| {r.cell} | {r.samples_per_s('plain'):.0f} | {r.samples_per_s('lightning'):.0f} "
-            f"| {r.ratio():.3f} | {r.paired_ratio():.3f} | {r.cpu_ratio():.3f} |"
-        )
-        if bare:
-            row += f" {r.samples_per_s(BARE):.0f} | {r.ratio(BARE):.3f} |"
-        lines.append(row)
-    return "\n".join(lines)
+        row = [r.cell, f"{r.per_s('plain'):.0f}", f"{r.per_s('lightning'):.0f}"]
+        row += [f"{r.ratio():.3f}", f"{r.paired_ratio():.3f}", f"{r.cpu_ratio():.3f}"]
+        rows.append(row + ([f"{r.per_s(BARE):.0f}", f"{r.ratio(BARE):.3f}"] if bare else []))
+    caption = (
+        f"batch {shape.batch_size}, {shape.steps} steps x {shape.features} features, hidden {shape.hidden_size}; "
+        f"median of {len(results[0].timings['plain'])} repeats"
+    )
+    return markdown_table(
+        caption, header + (["bare Lightning samples/s", "bare ratio"] if bare else []), rows
+    )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--cells", nargs="+", choices=CELLS, default=list(CELLS))
+    parser = argument_parser(__doc__, steps=50, repeats=5)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--hidden-size", type=int, default=128)
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps before the timed ones")
-    parser.add_argument("--steps", type=int, default=50, help="timed training steps per repeat")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating repeats; medians are reported")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads (default: all)"
-    )
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument(
         "--bare", action="store_true", help="also time a bare LightningModule: the floor of Lightning's loop"
     )
-    parser.add_argument("--verbose", action="store_true", help="also print every repeat's samples/s")
     return parser.parse_args(argv)
 
 
@@ -331,9 +224,7 @@ def main(argv: list[str] | None = None) -> None:
             tuple(args.cells), shape, args.warmup, args.steps, args.repeats, args.device, Path(tmp), args.bare
         )
     if args.verbose:
-        for r in results:
-            for path, timings in r.timings.items():
-                print(f"{r.cell} {path}: {[round(t.per_s) for t in timings]} samples/s")
+        print("\n".join(repeat_lines(results, "samples")))
     print(format_table(results, shape))
 
 

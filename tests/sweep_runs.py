@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from rnnexp.training import train
-from tests.conftest import ROOT, bar_images, compose_config, run_cli, write_idx
+from tests.conftest import bar_images, compose_config, run_cli, write_idx
 
 # Two training batches and one validation/test batch of short sine sequences: a job takes about a second.
 TINY_SINE = [
@@ -63,10 +63,8 @@ def mnist_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _made["mnist"]
 
 
-def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """A character model trained a few steps on a small corpus, or None where datamodule=text is absent."""
-    if not (ROOT / "conf" / "datamodule" / "text.yaml").is_file():
-        return None
+def text_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A character model trained a few steps on a small corpus."""
     if "text" not in _made:
         base = tmp_path_factory.mktemp("text")
         corpus = base / "corpus.txt"

@@ -39,7 +39,7 @@ def test_the_datamodule_chooses_the_task_and_what_is_monitored(make_cfg):
 def test_defaults_are_an_lstm_on_sine_with_clipping_and_adamw(make_cfg):
     cfg = make_cfg()
     assert cfg.model.cell == "lstm" and cfg.datamodule._target_.endswith("SineWaves")
-    assert cfg.trainer.gradient_clip_val > 0
+    assert cfg.trainer.gradient_clip_val == 1.0 and cfg.trainer.gradient_clip_algorithm == "norm"
     assert cfg.optimizer._target_ == "torch.optim.AdamW" and cfg.scheduler._target_.endswith(
         "CosineAnnealingLR"
     )

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.sweeps.records import load_sweep, optuna_trials
 from rnnexp.training import instantiate
-from tests.conftest import ROOT, compose_config
+from tests.conftest import compose_config
 from tests.sweep_runs import TINY_SINE, grid_sweep, run_cli
 
 SEARCHES = {
@@ -25,11 +25,6 @@ SEARCHES = {
     "sine_forecast_optuna": "val/mse_best",
     "text_optuna": "val/loss_best",
 }
-
-
-def skip_without_text(name: str) -> None:
-    if name.startswith("text") and not (ROOT / "conf" / "datamodule" / "text.yaml").is_file():
-        pytest.skip("conf/datamodule/text.yaml is not there yet (datamodule=text is built separately)")
 
 
 def search_space_corners(params: dict[str, str]) -> list[list[str]]:
@@ -48,11 +43,10 @@ def search_space_corners(params: dict[str, str]) -> list[list[str]]:
 
 @pytest.mark.parametrize("name", SEARCHES)
 def test_search_config_optimises_its_metric_in_the_right_direction(name, tmp_path):
-    skip_without_text(name)
     cfg = compose_config([f"hparams_search={name}"], tmp_path)
     sweeper = HydraConfig.get().sweeper
     assert sweeper._target_.endswith("OptunaSweeper")
-    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed is not None
+    assert sweeper.sampler._target_ == "optuna.samplers.TPESampler" and sweeper.sampler.seed == 1234
     assert cfg.optimized_metric == SEARCHES[name]
     assert sweeper.direction == {"max": "maximize", "min": "minimize"}[cfg.monitor.mode]
     assert sweeper.direction == ("maximize" if "acc" in SEARCHES[name] else "minimize")
@@ -67,7 +61,6 @@ def test_search_config_optimises_its_metric_in_the_right_direction(name, tmp_pat
 @pytest.mark.parametrize("name", SEARCHES)
 def test_search_space_corners_make_valid_models(name, tmp_path):
     """Both ends of every searched range compose and give a model spec that passes validation."""
-    skip_without_text(name)
     compose_config([f"hparams_search={name}"], tmp_path)
     params = OmegaConf.to_container(HydraConfig.get().sweeper.params)
     for corner in search_space_corners(params):

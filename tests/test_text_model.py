@@ -74,7 +74,9 @@ def test_each_stage_carries_its_own_state_and_independent_chunks_carry_none():
     task.model_step(batch, "train")
     train_state = task.carried["train"]
     task.model_step(batch, "val")
-    assert task.carried["train"] is train_state and task.carried["val"] is not None
+    val_state = task.carried["val"]
+    assert task.carried["train"] is train_state and val_state is not train_state
+    assert val_state.shape == train_state.shape == (2, 2, 8)  # (layers, batch, hidden) of the GRU
     task.on_validation_epoch_start()
     task.on_train_epoch_start()
     assert task.carried["val"] is None and task.carried["train"] is None
