@@ -1,4 +1,4 @@
-"""CharPairs: generated addition and reversal pairs, TSV files with their bad lines, padded tensors."""
+"""CharPairs: generated addition and reversal pairs, TSV files with their bad lines, padded tensors; ImageCaptions."""
 
 import logging
 
@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rnnexp.data.char_pairs import CharPairs, addition_pairs, read_pairs, reverse_pairs
+from rnnexp.data.image_captions import ImageCaptions
 from rnnexp.errors import ConfigError, DataError
 
 
@@ -93,3 +94,21 @@ def test_an_empty_file_is_refused(tmp_path):
 def test_an_unknown_task_names_the_choices():
     with pytest.raises(ConfigError, match=r"datamodule\.task='sort'.*addition"):
         CharPairs(task="sort")
+
+
+def test_captions_read_the_mnist_files_with_the_same_checks(tmp_path, fake_mnist_root):
+    dm = ImageCaptions(variant="fashion", data_dir=str(tmp_path), download=False)
+    with pytest.raises(DataError, match=r"FashionMNIST/raw.*train-images-idx3-ubyte.*dataset-fashion-mnist"):
+        dm.setup("fit")
+    root = fake_mnist_root(n_train=40, n_test=10, folder="FashionMNIST")
+    dm = ImageCaptions(variant="fashion", data_dir=str(root), download=False, val_size=8)
+    dm.setup("fit")
+    assert dm.captions[9] == "ankle boot" and dm.captions[0] == "t-shirt/top"
+    images, captions, lengths, labels = dm.on_after_batch_transfer(dm.datasets["test"][torch.arange(10)], 0)
+    assert images.dtype == torch.float32 and images.shape == (10, 28, 28)
+    for row, label in enumerate(labels.tolist()):
+        assert dm.vocab.decode_until_end(captions[row]) == dm.captions[label]
+        assert captions[row, lengths[row] - 1] == dm.vocab.end_id
+    assert ImageCaptions(variant="mnist", data_dir=str(root)).captions[7] == "seven"
+    with pytest.raises(ConfigError, match=r"datamodule\.captions needs one non-empty caption per class"):
+        ImageCaptions(variant="mnist", captions=["zero", "one"])

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnexp.data.mnist_rows import write_idx
 from rnnexp.lifecycle.checkpoint import load_task, load_translation_model
@@ -24,7 +25,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-FAST = ["callbacks=none", "logger=csv", "model=gru", "task.embedding_dim=16", "trainer.num_sanity_val_steps=0",
+FAST = ["callbacks=none", "model=gru", "task.embedding_dim=16", "trainer.num_sanity_val_steps=0",
         "optimizer.lr=1e-2", "~scheduler", "trainer.enable_model_summary=false"]  # fmt: skip
 
 
@@ -32,7 +33,7 @@ def test_reversing_short_strings_is_learned(make_cfg):
     cfg = make_cfg(
         *FAST, "datamodule=char_pairs", "datamodule.task=reverse", "datamodule.num_pairs=1200",
         "datamodule.min_length=2", "datamodule.max_length=4", "datamodule.alphabet=abcdef",
-        "datamodule.batch_size=32", "model.hidden_size=64", "trainer.max_epochs=6",
+        "datamodule.batch_size=32", "model.hidden_size=64", "trainer.max_epochs=6", "logger=many",
     )  # fmt: skip
     results, objects = train(cfg)
     assert results["test"]["test/exact_match"] > 0.8  # chance: 1 in ~6^3
@@ -44,6 +45,9 @@ def test_reversing_short_strings_is_learned(make_cfg):
         "|",
         "output",
     ]
+    events = EventAccumulator(str(Path(results["run_dir"]) / "tensorboard"), size_guidance={"tensors": 0})
+    events.Reload()
+    assert len(events.Tensors("val/samples/text_summary")) == 6  # once per validation, as a Markdown table
     net = load_translation_model(results["best_ckpt_path"])
     outputs = translate(net, ["abcd", "fe", "cab"], beam_size=3)
     assert sum(out == src[::-1] for out, src in zip(outputs, ["abcd", "fe", "cab"], strict=True)) >= 2
