@@ -15,6 +15,8 @@ from rnnexp.models.char_decoder import mask_after_end
 from rnnexp.models.char_seq2seq import CharSeq2Seq
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.translation import translate
+from rnnexp.tasks import CharTranslator
+from rnnexp.training import build_experiment
 
 VOCAB = PairVocabulary("abcdefgh")
 SOURCES = ["abcdefgh", "ab", "hgf", "c"]
@@ -133,3 +135,20 @@ def test_a_checkpoint_of_another_kind_is_named(capsys, monkeypatch):
     assert exit_.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: Checkpoint") and "holds a CharRNN" in err and "Traceback" not in err
+
+
+def test_the_configs_compose_into_the_seq2seq_tasks(make_cfg):
+    cfg = make_cfg(
+        "datamodule=char_pairs", "datamodule.task=reverse", "datamodule.num_pairs=200",
+        "model.bidirectional=true", "model.num_layers=2", "callbacks=none",
+    )  # fmt: skip
+    experiment = build_experiment(cfg)
+    assert isinstance(experiment.task, CharTranslator) and cfg.optimized_metric == "val/exact_match_best"
+    assert experiment.task.net.spec.bidirectional and not experiment.task.net.decoder.rnn.spec.bidirectional
+    with pytest.raises(ConfigError, match=r"task\.beam_size=0 must be an integer >= 1"):
+        build_experiment(make_cfg("datamodule=char_pairs", "datamodule.num_pairs=200", "task.beam_size=0"))
+    captions = make_cfg("datamodule=image_captions")
+    assert (
+        captions.task._target_ == "rnnexp.tasks.ImageCaptioner"
+        and captions.monitor.metric == "val/exact_match"
+    )

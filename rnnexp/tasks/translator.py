@@ -96,9 +96,9 @@ class CharTranslator(SequenceTask):
             raise ConfigError(
                 f"task.teacher_forcing={teacher_forcing!r} is a probability; it must be in [0, 1]."
             )
-        for key, value in (("beam_size", beam_size), ("num_samples", num_samples + 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"task.{key}={value!r} must be a positive integer (num_samples may be 0).")
+        for key, value, least in (("beam_size", beam_size, 1), ("num_samples", num_samples, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"task.{key}={value!r} must be an integer >= {least}.")
         for stage in ("train", "val", "test"):
             setattr(self, f"{stage}_char_acc", MeanMetric(nan_strategy="ignore"))
         self.val_exact_match, self.test_exact_match = MeanMetric(), MeanMetric()
