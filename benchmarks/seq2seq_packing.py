@@ -2,6 +2,7 @@
 padded batch (every sequence as long as the longest), forward + backward, on a batch of mixed lengths.
 
     python benchmarks/seq2seq_packing.py --cells gru lstm --batch-size 128 --max-length 60 --threads 1
+    python benchmarks/seq2seq_packing.py --device cuda      # cuDNN's packed kernels
 
 Source lengths are drawn uniformly from 1..max_length (TSV files of sentences vary like this; the addition
 task's 3..7 characters vary little). Medians of alternating repeats are reported.
@@ -37,9 +38,13 @@ def encode_packed(net: CharSeq2Seq, source: torch.Tensor, lengths: torch.Tensor)
 
 
 def time_once(step, repeats: int) -> float:
+    """Seconds per forward + backward pass; waits for the device before reading the clock."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
     start = time.perf_counter()
     for _ in range(repeats):
         step().sum().backward()
+    sync()
     return (time.perf_counter() - start) / repeats
 
 
@@ -52,6 +57,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10, help="forward+backward passes per repeat")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu | cuda")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     generator = torch.Generator().manual_seed(0)
@@ -59,13 +65,16 @@ def main() -> None:
     lengths = torch.randint(1, args.max_length + 1, (args.batch_size,), generator=generator)
     source = torch.randint(4, len(vocab), (args.batch_size, int(lengths.max())), generator=generator)
     source[torch.arange(source.shape[1]) >= lengths[:, None]] = vocab.pad_id
+    source = source.to(args.device)  # lengths stay on the CPU, where pack_padded_sequence wants them
     useful = lengths.sum().item() / lengths.numel() / source.shape[1]
     print(f"batch {args.batch_size}, lengths 1..{args.max_length} (mean {lengths.float().mean():.1f}), "
           f"hidden {args.hidden_size}, {args.threads} thread(s); useful share of the padded steps: {useful:.0%}")  # fmt: skip
     print("| cell | padded ms/step | packed ms/step | packed / padded |")
     print("|---|---:|---:|---:|")
     for cell in args.cells:
-        net = CharSeq2Seq(RecurrentSpec(cell=cell, hidden_size=args.hidden_size), vocab, 32, 10)
+        net = CharSeq2Seq(RecurrentSpec(cell=cell, hidden_size=args.hidden_size), vocab, 32, 10).to(
+            args.device
+        )
         padded_times, packed_times = [], []
         run_padded, run_packed = (
             partial(encode_padded, net, source),

@@ -133,3 +133,15 @@ def test_a_benchmark_imports_rnnexp_never_the_tests(path):
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {m for m in modules if m == "tests" or m.startswith("tests.")}
+
+
+def test_the_packing_benchmark_times_both_encoders_of_every_cell(monkeypatch, capsys):
+    from benchmarks import seq2seq_packing
+
+    argv = ["seq2seq_packing", "--batch-size", "8", "--max-length", "6", "--hidden-size", "4", "--steps", "1"]
+    monkeypatch.setattr("sys.argv", [*argv, "--repeats", "1"])
+    seq2seq_packing.main()
+    rows = table_rows(capsys.readouterr().out)
+    assert sorted(rows) == sorted(CELLS)
+    for padded, packed, ratio in rows.values():  # milliseconds are rounded to 0.1: tiny sizes may print 0.0
+        assert float(padded) >= 0 and float(packed) >= 0 and 0.05 < float(ratio) < 20
