@@ -13,6 +13,7 @@ from rnnexp.data.image_captions import ImageCaptions
 from rnnexp.errors import ConfigError
 from rnnexp.models.caption_net import CaptionNet
 from rnnexp.models.recurrent import RecurrentSpec
+from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory
 from rnnexp.tasks.figures import plot_captions, publish_figure
 from rnnexp.tasks.translator import CharTranslator, output_length, score_outputs
 
@@ -38,8 +39,8 @@ class ImageCaptioner(CharTranslator):
     def __init__(
         self,
         net: CaptionNet,
-        optimizer=None,
-        scheduler=None,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
         scheduler_monitor: str | None = None,
         log_figures: bool = True,
         embedding_dim: int = 32,
