@@ -143,5 +143,7 @@ def test_the_packing_benchmark_times_both_encoders_of_every_cell(monkeypatch, ca
     seq2seq_packing.main()
     rows = table_rows(capsys.readouterr().out)
     assert sorted(rows) == sorted(CELLS)
-    for padded, packed, ratio in rows.values():  # milliseconds are rounded to 0.1: tiny sizes may print 0.0
-        assert float(padded) >= 0 and float(packed) >= 0 and 0.05 < float(ratio) < 20
+    # One timed pass of a tiny batch: a busy machine can stretch either path many times, so only the form of
+    # the numbers is checked (milliseconds are rounded to 0.1 and may print 0.0).
+    for padded, packed, ratio in rows.values():
+        assert float(padded) >= 0 and float(packed) >= 0 and math.isfinite(float(ratio)) and float(ratio) > 0
