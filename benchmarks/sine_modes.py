@@ -22,9 +22,9 @@ import pytorch_lightning as pl
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # benchmarks.common
+    sys.path.insert(0, str(ROOT))  # `python benchmarks/<script>.py` finds rnnexp and benchmarks.harness
 
-from benchmarks.common import prepare_run  # noqa: E402
+from benchmarks.harness import prepare_run  # noqa: E402
 from rnnexp.training import compose_config, train  # noqa: E402
 
 
@@ -57,7 +57,8 @@ def run(name: str, overrides: list[str], common: list[str]) -> dict[str, float |
     return row
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> list[dict[str, float | str]]:
+    """Run the comparisons, print each row as it finishes and then the Markdown table; return the rows."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -93,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         cells = [row.get(k, "") for k in keys]
         print("| " + " | ".join(f"{c:.4g}" if isinstance(c, float) else str(c) for c in cells) + " |")
+    return rows
 
 
 if __name__ == "__main__":

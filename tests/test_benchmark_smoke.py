@@ -11,7 +11,7 @@ import pytest
 import torch
 from pytorch_lightning.callbacks import LearningRateMonitor
 
-from benchmarks import text_throughput, train_step_overhead
+from benchmarks import sine_modes, text_throughput, train_step_overhead
 from benchmarks.harness import CELLS, CellResult, per_step_callbacks
 from rnnexp.lifecycle.interrupts import InterruptCheckpoint
 from rnnexp.lifecycle.non_finite import NonFiniteLossGuard
@@ -133,6 +133,17 @@ def test_a_benchmark_imports_rnnexp_never_the_tests(path):
     modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
     assert not {m for m in modules if m == "tests" or m.startswith("tests.")}
+
+
+def test_the_sine_modes_benchmark_reports_every_run_with_its_baseline_and_epoch_times(capsys):
+    rows = sine_modes.main(["--epochs", "2", "--num-sequences", "64", "--hidden-size", "4", "--horizon", "3"])
+    assert [row["run"] for row in rows] == [
+        "sin->cos, independent windows", "sin->cos, tbptt streams", "forecast, noise 0", "forecast, noise 0.05",
+    ]  # fmt: skip
+    for row in rows:
+        assert math.isfinite(row["test/mse"]) and row["s/epoch"] > 0 and row["cpu s/epoch"] > 0
+    assert all("test/naive_mse" in row for row in rows[2:]) and "test/naive_mse" not in rows[0]
+    assert set(table_rows(capsys.readouterr().out)) == {row["run"] for row in rows}
 
 
 def test_the_packing_benchmark_times_both_encoders_of_every_cell(monkeypatch, capsys):

@@ -89,6 +89,9 @@ def test_streams_refuse_a_bidirectional_model_and_forecast_windows(make_cfg):
         ConfigError, match=r"The val split has 64 steps, too few for datamodule\.batch_size=128"
     ):
         SineWaves(tbptt=True, num_sequences=10, batch_size=128).setup("fit")
+    no_test = SineWaves(tbptt=True, num_sequences=20, batch_size=4, test_fraction=0.0)
+    no_test.setup("fit")
+    assert no_test.test_dataloader() == [] and len(no_test.val_dataloader()) > 0
 
 
 def test_the_tbptt_command_trains_a_stateful_regressor(make_cfg):

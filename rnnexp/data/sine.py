@@ -168,8 +168,9 @@ class SineWaves(TensorDataModule):
             start = 0
             for name, size in zip(SPLITS, self.split, strict=True):
                 stop = start + size * hp.seq_len
-                self.streams[name] = (inputs[start:stop], targets[start:stop])
-                self.datasets[name] = self.stream_dataset(name)  # fails now when a split is too short
+                if size:  # a zero fraction leaves the split out: Lightning skips the stage
+                    self.streams[name] = (inputs[start:stop], targets[start:stop])
+                    self.datasets[name] = self.stream_dataset(name)  # fails now when a split is too short
                 start = stop
             return
         if hp.task == "forecast":
@@ -199,9 +200,11 @@ class SineWaves(TensorDataModule):
         streams = [rank_streams(t, self.batch_size, rank, world_size) for t in (inputs, targets)]
         return StreamBatches(streams[0], self.hparams.seq_len, targets=streams[1])
 
-    def loader(self, split: str, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, shuffle: bool) -> DataLoader | list:
         if not self.tbptt:
             return super().loader(split, shuffle)
+        if split not in self.streams:
+            return []
         trainer = self.trainer
         rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         return stream_loader(self.stream_dataset(split, rank, world_size))

@@ -131,7 +131,7 @@ def plot_sine_streams(run_dir: str | Path, batches: int = 4, count: int = 4) -> 
     for index, (inputs, targets) in enumerate(datamodule.test_dataloader()):
         if index >= batches:
             break
-        parts.append((inputs, targets, task.predict_step_batch(inputs, "test")))
+        parts.append((inputs, targets, task.batch_predictions(inputs, "test")))
     inputs, targets, preds = (torch.cat(column, dim=1) for column in zip(*parts, strict=True))
     boundaries = torch.tensor([p[0].shape[1] for p in parts]).cumsum(0)[:-1].tolist()
     title = f"test streams, state carried across {len(parts)} batches: {cfg.model.cell}"

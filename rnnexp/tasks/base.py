@@ -62,7 +62,7 @@ class SequenceTask(pl.LightningModule):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def predict_step_batch(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
+    def batch_predictions(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
         """The predictions ``model_step`` scores; a task that carries state between batches overrides it."""
         return self(inputs)
 
@@ -84,7 +84,7 @@ class SequenceTask(pl.LightningModule):
 
     def model_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         inputs, targets = batch  # inputs: (batch, time, features)
-        preds = self.predict_step_batch(inputs, stage)
+        preds = self.batch_predictions(inputs, stage)
         loss = self.loss(preds, targets)
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=inputs.shape[0])
         self.update_metrics(stage, preds.detach(), targets)

@@ -110,7 +110,7 @@ class Forecaster(SequenceTask):
             # A private generator seeded by the step: the draws do not shift other random numbers, and a
             # resumed run draws the same ones.
             generator = torch.Generator(device=context.device)
-            generator.manual_seed(torch.initial_seed() + self.global_step)
+            generator.manual_seed((torch.initial_seed() + self.global_step) % 2**63)
             ratio = self.teacher_forcing_ratio(self.current_epoch)
             preds = self.net(context, future, teacher_forcing=ratio, generator=generator)
         else:

@@ -56,7 +56,7 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
             )
         return super().build_net(spec, datamodule)
 
-    def predict_step_batch(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
+    def batch_predictions(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
         preds, hidden = self.net.forward_with_state(inputs, self.carried_start(stage))
         self.carry(stage, hidden)
         return preds
