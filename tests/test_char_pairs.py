@@ -59,14 +59,20 @@ def test_a_tsv_file_gives_the_pairs_and_splits_them_with_the_seed(tmp_path):
 
 
 def test_a_few_bad_lines_are_skipped_with_their_line_numbers(tmp_path, caplog, monkeypatch):
-    # An in-process Hydra run earlier in the session may have disabled existing loggers; a real run has not.
-    monkeypatch.setattr(logging.getLogger("rnnexp.data.char_pairs"), "disabled", False)
     path = tmp_path / "pairs.tsv"
     good = [f"a{i}\tb{i}" for i in range(30)]
     lines = [*good[:10], "no tab here", *good[10:20], "\tempty source", *good[20:]]
     path.write_bytes("\n".join(lines).encode() + b"\nbad \xff byte\tx\n")
-    with caplog.at_level(logging.WARNING):
-        pairs = read_pairs(path, max_bad_fraction=0.2)
+    # In-process Hydra runs earlier in a session reconfigure logging (disabling or detaching existing loggers);
+    # the warning is caught at its own logger.
+    logger = logging.getLogger("rnnexp.data.char_pairs")
+    monkeypatch.setattr(logger, "disabled", False)
+    logger.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger=logger.name):
+            pairs = read_pairs(path, max_bad_fraction=0.2)
+    finally:
+        logger.removeHandler(caplog.handler)
     assert len(pairs) == 30
     message = caplog.text
     assert "skipped 3 bad lines of 33" in message
