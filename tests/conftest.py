@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from omegaconf import DictConfig
 
 from rnnexp.data.mnist_rows import write_idx
@@ -18,6 +19,15 @@ from rnnexp.training import compose_config
 ROOT = Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("WANDB_MODE", "offline")
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """A test that sets torch's thread count (the benchmarks do) must not change later tests: in-process
+    results are compared bit for bit with subprocess runs, and the reduction order follows the threads."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
