@@ -18,11 +18,8 @@ from tests.conftest import bar_images
 @pytest.fixture(autouse=True)
 def one_thread():
     """These models are tiny: one thread is faster, and on a shared machine a second thread waits for a busy
-    core (runs here took 70 s with two threads and 8 s with one)."""
-    threads = torch.get_num_threads()
+    core (runs here took 70 s with two threads and 8 s with one). conftest restores the count afterwards."""
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 FAST = ["callbacks=none", "model=gru", "task.embedding_dim=16", "trainer.num_sanity_val_steps=0",
