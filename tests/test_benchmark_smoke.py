@@ -158,3 +158,17 @@ def test_the_sine_modes_benchmark_reports_every_run_with_its_baseline_and_epoch_
         assert math.isfinite(row["test/mse"]) and row["s/epoch"] > 0 and row["cpu s/epoch"] > 0
     assert all("test/naive_mse" in row for row in rows[2:]) and "test/naive_mse" not in rows[0]
     assert set(table_rows(capsys.readouterr().out)) == {row["run"] for row in rows}
+
+
+def test_the_packing_benchmark_times_both_encoders_of_every_cell(monkeypatch, capsys):
+    from benchmarks import seq2seq_packing
+
+    argv = ["seq2seq_packing", "--batch-size", "8", "--max-length", "6", "--hidden-size", "4", "--steps", "1"]
+    monkeypatch.setattr("sys.argv", [*argv, "--repeats", "1"])
+    seq2seq_packing.main()
+    rows = table_rows(capsys.readouterr().out)
+    assert sorted(rows) == sorted(CELLS)
+    # One timed pass of a tiny batch: a busy machine can stretch either path many times, so only the form of
+    # the numbers is checked (milliseconds are rounded to 0.1 and may print 0.0).
+    for padded, packed, ratio in rows.values():
+        assert float(padded) >= 0 and float(packed) >= 0 and math.isfinite(float(ratio)) and float(ratio) > 0

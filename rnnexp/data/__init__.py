@@ -1,8 +1,10 @@
 """The data: LightningDataModules that keep whole datasets as tensors in memory (SineWaves, MnistRows,
-CharCorpus), the batching they share, and the character vocabulary."""
+CharCorpus, CharPairs, ImageCaptions), the batching they share, and the character vocabularies."""
 
 from rnnexp.data.char_corpus import CharCorpus
+from rnnexp.data.char_pairs import CharPairs
+from rnnexp.data.image_captions import ImageCaptions
 from rnnexp.data.mnist_rows import MnistRows
 from rnnexp.data.sine import SineWaves
 
-__all__ = ["CharCorpus", "MnistRows", "SineWaves"]
+__all__ = ["CharCorpus", "CharPairs", "ImageCaptions", "MnistRows", "SineWaves"]

@@ -124,16 +124,13 @@ def pixel_mean_std(images: torch.Tensor) -> tuple[float, float]:
     return mean.item(), max(var.sqrt().item(), 1e-6)
 
 
-class MnistRows(TensorDataModule):
-    """MNIST / Fashion-MNIST / KMNIST as ``(N, 28, 28)`` uint8 tensors in memory; rows are time steps.
+class MnistImages(TensorDataModule):
+    """MNIST / Fashion-MNIST / KMNIST as ``(N, 28, 28)`` uint8 tensors in memory, with their labels: finding,
+    checking and loading the IDX files, shared by every datamodule that reads them.
 
     Bytes stay uint8 until a batch reaches its device (4x less to copy), where they become standardised
     floats in ``on_after_batch_transfer``.
     """
-
-    input_size = 28
-    output_size = 10
-    per_step = False
 
     def __init__(
         self,
@@ -228,7 +225,18 @@ class MnistRows(TensorDataModule):
         self.datasets["val"] = TensorBatchDataset(images[val_idx], labels[val_idx])
         self.datasets["test"] = TensorBatchDataset(*self._load(train=False))
 
+    def standardise(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 ``(batch, 28, 28)`` -> floats with the training pixels' mean 0 and std 1."""
+        return (images.float() / 255.0 - self.mean) / self.std
+
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int):
         images, labels = batch
-        rows = (images.float() / 255.0 - self.mean) / self.std  # (batch, time=rows, features=cols)
-        return rows, labels
+        return self.standardise(images), labels
+
+
+class MnistRows(MnistImages):
+    """MNIST-family images read row by row: ``(batch, time=rows, features=cols)``, one label per image."""
+
+    input_size = 28
+    output_size = 10
+    per_step = False

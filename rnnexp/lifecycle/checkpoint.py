@@ -44,6 +44,7 @@ from rnnexp.errors import DataError
 
 if TYPE_CHECKING:
     from rnnexp.models.char_rnn import CharRNN
+    from rnnexp.models.char_seq2seq import CharSeq2Seq
     from rnnexp.tasks.base import SequenceTask
 
 IDENTITY = "rnnexp"
@@ -66,6 +67,10 @@ CLASS_PATHS = {
     "RecurrentNet": "rnnexp.models.recurrent.RecurrentNet",
     "CharRNN": "rnnexp.models.char_rnn.CharRNN",
     "EncoderDecoder": "rnnexp.models.seq2seq.EncoderDecoder",
+    "CharTranslator": "rnnexp.tasks.translator.CharTranslator",
+    "ImageCaptioner": "rnnexp.tasks.captioner.ImageCaptioner",
+    "CharSeq2Seq": "rnnexp.models.char_seq2seq.CharSeq2Seq",
+    "CaptionNet": "rnnexp.models.caption_net.CaptionNet",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {
@@ -253,5 +258,18 @@ def load_char_model(path: str | Path, map_location: str | torch.device = "cpu") 
         raise DataError(
             f"Checkpoint {path} holds a {net_name} (task {LEGACY_NAMES.get(identity['task'], identity['task'])}), "
             "not a character language model; pass a checkpoint of a run with datamodule=text."
+        )
+    return load_task(path, map_location).net
+
+
+def load_translation_model(path: str | Path, map_location: str | torch.device = "cpu") -> CharSeq2Seq:
+    """The network of a ``datamodule=char_pairs`` run's checkpoint; a checkpoint of another kind is named and
+    refused."""
+    identity = read_checkpoint(path)[IDENTITY]
+    net_name = LEGACY_NAMES.get(identity.get("net_class", ""), identity.get("net_class", "RecurrentNet"))
+    if net_name != "CharSeq2Seq":
+        raise DataError(
+            f"Checkpoint {path} holds a {net_name} (task {LEGACY_NAMES.get(identity['task'], identity['task'])}), "
+            "not a character sequence-to-sequence model; pass a checkpoint of a run with datamodule=char_pairs."
         )
     return load_task(path, map_location).net

@@ -86,3 +86,20 @@ def publish_figure(trainer: pl.Trainer, name: str, fig: Figure, per_epoch: bool 
         elif isinstance(logger, WandbLogger):
             logger.log_image(key=name, images=[str(path)])
     return path
+
+
+def plot_captions(images: torch.Tensor, captions: Sequence[str], truths: Sequence[str], title: str) -> Figure:
+    """Images ``(count, height, width)`` with the caption generated for each (red where it is not the truth),
+    the classic captioning picture."""
+    count = images.shape[0]
+    cols = min(count, 8)
+    rows = -(-count // cols)
+    fig = Figure(figsize=(1.6 * cols, 1.9 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, image, caption, truth in zip(axes, images.cpu().float(), captions, truths, strict=False):
+        ax.imshow(image.numpy(), cmap="gray")
+        ax.set_title(caption or "(nothing)", fontsize=8, color="black" if caption == truth else "red")
+    fig.suptitle(title)
+    return fig
