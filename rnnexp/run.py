@@ -26,18 +26,24 @@ from rnnexp.training import train
 log = logging.getLogger("rnnexp")
 
 
-class HideProductTips(logging.Filter):
-    """Drops Lightning's advertisements for other products ("💡 Tip: ... litlogger / litmodels"), which it
-    logs at INFO with no switch to turn them off; every other Lightning message passes."""
+class HideLightningNoise(logging.Filter):
+    """Drops Lightning INFO lines that tell an rnnexp user nothing: advertisements for other products
+    ("💡 Tip: ... litlogger / litmodels"), which have no switch, and "`Trainer(limit_val_batches=1.0)` was
+    configured so 100% ..." notes, printed on every run because conf/trainer/default.yaml states Lightning's
+    defaults explicitly (its comments say the same). The note for an integer 1 ("1 batch will be used")
+    passes, as may be a slip for 1.0; so does every other message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("💡 Tip:")
+        message = str(record.msg)
+        is_tip = message.startswith("💡 Tip:")
+        is_default_note = message.startswith("`Trainer(") and "=1.0)` was configured so" in message
+        return not (is_tip or is_default_note)
 
 
-def hide_product_tips() -> None:
-    tips = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
-    if not any(isinstance(f, HideProductTips) for f in tips.filters):
-        tips.addFilter(HideProductTips())
+def hide_lightning_noise() -> None:
+    chatter = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
+    if not any(isinstance(f, HideLightningNoise) for f in chatter.filters):
+        chatter.addFilter(HideLightningNoise())
 
 
 def wandb_credentials_found() -> bool:
@@ -122,7 +128,7 @@ def print_run_results(results: dict[str, Any], console: Console) -> None:
 def run(cfg: DictConfig) -> float | None:
     """Entry point behind ``train.py``: returns the value of ``optimized_metric`` for Hydra sweepers."""
     started = time.time()
-    hide_product_tips()
+    hide_lightning_noise()
     console = Console(stderr=False)
     prepare_wandb(cfg)
     name_tensorboard_run(cfg, sweep_job(cfg))

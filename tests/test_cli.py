@@ -1,6 +1,7 @@
 """`python train.py ...` as a user runs it: results on success, a short message naming the problem on failure."""
 
 import json
+import logging
 import subprocess
 from pathlib import Path
 
@@ -19,6 +20,33 @@ def test_train_gru_writes_results_json(tmp_path):
     assert results["objective"] == results["val"]["val/mse_best"]
     assert "run directory" in proc.stdout and str(tmp_path) in proc.stdout.replace("\n", "")
     assert (tmp_path / "train.log").is_file()
+    console = proc.stdout + proc.stderr
+    assert "GPU available" in console  # Lightning's own lines still reach the console...
+    assert "was configured so" not in console  # ...but not its notes on the defaults the config states
+
+
+def test_lightning_tips_and_default_notes_are_hidden_and_other_messages_kept(caplog):
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    from rnnexp.run import hide_lightning_noise
+
+    hide_lightning_noise()
+    hide_lightning_noise()  # idempotent: one filter, not two
+    chatter = logging.getLogger("pytorch_lightning.utilities.rank_zero")
+    assert sum(type(f).__name__ == "HideLightningNoise" for f in chatter.filters) == 1
+    with caplog.at_level(logging.INFO, logger="pytorch_lightning.utilities.rank_zero"):
+        rank_zero_info(
+            "💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]"
+        )
+        rank_zero_info(
+            "`Trainer(limit_val_batches=1.0)` was configured so 100% of the batches will be used.."
+        )
+        rank_zero_info("`Trainer(limit_val_batches=1)` was configured so 1 batch will be used.")
+        rank_zero_info("GPU available: False, used: False")
+    assert [record.getMessage() for record in caplog.records] == [
+        "`Trainer(limit_val_batches=1)` was configured so 1 batch will be used.",
+        "GPU available: False, used: False",
+    ]
 
 
 def test_unknown_model_lists_the_available_ones(tmp_path):
