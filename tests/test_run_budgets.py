@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import optuna
 import pytest
 
 from rnnexp.lifecycle.checkpoint import read_checkpoint
@@ -126,3 +127,24 @@ def test_the_default_text_cadence_is_a_step_count(make_cfg):
 def test_budgets_are_config_keys_without_plus(make_cfg, budget):
     key, value = budget.split("=")
     assert str(make_cfg(budget).trainer[key.split(".")[1]]) == value
+
+
+def test_pruning_follows_the_text_step_cadence_and_stops_mid_epoch(tmp_path):
+    """A trial of a text sweep reports at every validation of the step cadence, not per epoch, and the pruner
+    can stop it between epoch ends."""
+    corpus = write_corpus(tmp_path / "words.txt")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    trial = optuna.create_study(study_name="text", storage=storage).ask()
+    # Prunes at the first report from validation 1 on: every loss is above 0.
+    pruner = "{_target_: optuna.pruners.ThresholdPruner, upper: 0.0, n_warmup_steps: 1}"
+    sweep_trial = [f"optuna_trial.storage={storage}", "optuna_trial.study_name=text",
+                   f"optuna_trial.number={trial.number}", f"optuna_trial.pruner={pruner}"]  # fmt: skip
+    run_dir = tmp_path / "run"
+    cadence = ["trainer.val_check_interval=3", "trainer.max_epochs=2"]
+    results, _ = train(compose_config([*text(corpus), *cadence, *sweep_trial], run_dir))
+    assert (results["status"], results["pruned_at_validation"], results["global_step"]) == ("pruned", 1, 6)
+    assert val_steps(run_dir) == [3, 6]  # pruned inside the first epoch (8 steps), no validation after it
+    with open(run_dir / "csv" / "metrics.csv", newline="") as file:
+        logged = [float(row["val/loss"]) for row in csv.DictReader(file) if row.get("val/loss")]
+    reported = optuna.load_study(study_name="text", storage=storage).trials[0].intermediate_values
+    assert reported == pytest.approx({0: logged[0], 1: logged[1]})

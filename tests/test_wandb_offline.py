@@ -13,6 +13,7 @@ from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.run import prepare_wandb, wandb_credentials_found
+from rnnexp.sweeps.dashboards import mark_pruned_in_wandb
 from rnnexp.training import instantiate
 from tests.conftest import ROOT, compose_config
 from tests.sweep_runs import TINY_SINE, run_cli
@@ -89,3 +90,16 @@ def test_wandb_sweep_spec_agent_command_composes(path, tmp_path):
     assert spec["metric"]["goal"] == {"max": "maximize", "min": "minimize"}[cfg.monitor.mode]
     assert isinstance(instantiate(cfg.model), RecurrentSpec)
     assert "wandb" in OmegaConf.to_container(cfg.logger)
+
+
+def test_a_pruned_trial_is_tagged_pruned_in_its_wandb_run(tmp_path):
+    import wandb
+
+    run = wandb.init(mode="offline", dir=tmp_path, project="rnnexp", tags=["sine"])
+    try:
+        mark_pruned_in_wandb()
+        assert (run.tags, run.summary["trial_state"]) == (("sine", "pruned"), "pruned")
+    finally:
+        wandb.finish()
+    stream = next((tmp_path / "wandb").glob("offline-run-*/run-*.wandb")).read_bytes()
+    assert b"pruned" in stream and b"trial_state" in stream  # written to the run that `wandb sync` uploads
