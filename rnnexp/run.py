@@ -9,6 +9,7 @@ import netrc
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -44,6 +45,8 @@ def hide_lightning_noise() -> None:
     chatter = logging.getLogger("pytorch_lightning.utilities.rank_zero")  # where rank_zero_info logs
     if not any(isinstance(f, HideLightningNoise) for f in chatter.filters):
         chatter.addFilter(HideLightningNoise())
+    # Lightning's own call of a torch API that torch >= 2.14 deprecates: nothing a user of rnnexp can act on.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
 def wandb_credentials_found() -> bool:
