@@ -250,26 +250,28 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seq
     return task.to(map_location).eval()
 
 
-def load_char_model(path: str | Path, map_location: str | torch.device = "cpu") -> CharRNN:
-    """The character model of a text run's checkpoint; a checkpoint of another kind is named and refused."""
+def load_net_of_kind(
+    path: str | Path, net_name: str, kind: str, datamodule: str, map_location: str | torch.device = "cpu"
+) -> torch.nn.Module:
+    """The network of a checkpoint whose stored net class is ``net_name``; a checkpoint of another kind is
+    named and refused, with the ``datamodule`` whose runs make the right kind."""
     identity = read_checkpoint(path)[IDENTITY]
-    net_name = LEGACY_NAMES.get(identity.get("net_class", ""), identity.get("net_class", "RecurrentNet"))
-    if net_name != "CharRNN":
+    found = LEGACY_NAMES.get(identity.get("net_class", ""), identity.get("net_class", "RecurrentNet"))
+    if found != net_name:
         raise DataError(
-            f"Checkpoint {path} holds a {net_name} (task {LEGACY_NAMES.get(identity['task'], identity['task'])}), "
-            "not a character language model; pass a checkpoint of a run with datamodule=text."
+            f"Checkpoint {path} holds a {found} (task {LEGACY_NAMES.get(identity['task'], identity['task'])}), "
+            f"not a {kind}; pass a checkpoint of a run with datamodule={datamodule}."
         )
     return load_task(path, map_location).net
+
+
+def load_char_model(path: str | Path, map_location: str | torch.device = "cpu") -> CharRNN:
+    """The character model of a text run's checkpoint."""
+    return load_net_of_kind(path, "CharRNN", "character language model", "text", map_location)
 
 
 def load_translation_model(path: str | Path, map_location: str | torch.device = "cpu") -> CharSeq2Seq:
-    """The network of a ``datamodule=char_pairs`` run's checkpoint; a checkpoint of another kind is named and
-    refused."""
-    identity = read_checkpoint(path)[IDENTITY]
-    net_name = LEGACY_NAMES.get(identity.get("net_class", ""), identity.get("net_class", "RecurrentNet"))
-    if net_name != "CharSeq2Seq":
-        raise DataError(
-            f"Checkpoint {path} holds a {net_name} (task {LEGACY_NAMES.get(identity['task'], identity['task'])}), "
-            "not a character sequence-to-sequence model; pass a checkpoint of a run with datamodule=char_pairs."
-        )
-    return load_task(path, map_location).net
+    """The network of a ``datamodule=char_pairs`` run's checkpoint."""
+    return load_net_of_kind(
+        path, "CharSeq2Seq", "character sequence-to-sequence model", "char_pairs", map_location
+    )
