@@ -1,10 +1,20 @@
 """The data: LightningDataModules that keep whole datasets as tensors in memory (SineWaves, MnistRows,
-CharCorpus, CharPairs, ImageCaptions), the batching they share, and the character vocabularies."""
+CharCorpus, CharPairs, ImageCaptions, TimeSeries, SeriesClassification), the batching they share, and the character vocabularies."""
 
 from rnnexp.data.char_corpus import CharCorpus
 from rnnexp.data.char_pairs import CharPairs
 from rnnexp.data.image_captions import ImageCaptions
 from rnnexp.data.mnist_rows import MnistRows
+from rnnexp.data.series import TimeSeries
+from rnnexp.data.series_classification import SeriesClassification
 from rnnexp.data.sine import SineWaves
 
-__all__ = ["CharCorpus", "CharPairs", "ImageCaptions", "MnistRows", "SineWaves"]
+__all__ = [
+    "CharCorpus",
+    "CharPairs",
+    "ImageCaptions",
+    "MnistRows",
+    "SeriesClassification",
+    "SineWaves",
+    "TimeSeries",
+]

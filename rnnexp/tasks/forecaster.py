@@ -1,5 +1,6 @@
 """Encoder-decoder forecasting: read a context window, predict the next ``horizon`` values, and compare with
-the persistence forecast (repeat the last observed value) on the same windows."""
+the persistence forecast (repeat the last observed value) and, given a season, the seasonal-naive forecast
+on the same windows; in the data's own units too when the datamodule scales its values."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from rnnexp.errors import ConfigError
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.seq2seq import EncoderDecoder
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.data_units import target_scale, to_data_units
 from rnnexp.tasks.figures import publish_figure
+from rnnexp.tasks.forecast_baselines import persistence_forecast, seasonal_naive_forecast
 
 
 class StepwiseMSE(Metric):
@@ -36,21 +39,19 @@ class StepwiseMSE(Metric):
         return self.sum_squares / self.count
 
 
-def persistence_forecast(context: torch.Tensor, horizon: int) -> torch.Tensor:
-    """The naive forecast: the last observed value repeated, ``(batch, horizon, features)``."""
-    return context[:, -1:].expand(-1, horizon, -1).contiguous()
-
-
 class Forecaster(SequenceTask):
     """MSE over the forecast; per stage ``<stage>/mse`` and ``<stage>/mae``, for val/test also the persistence
-    baseline ``<stage>/naive_mse``, and the best val MSE.
+    baseline ``<stage>/naive_mse``, and the best val MSE. With ``season`` (the datamodule's, e.g.
+    ``datamodule.season=12``) also the seasonal-naive baseline ``<stage>/snaive_mse``. When the datamodule
+    scales its values (``target_scale``), each of these is logged in the data's own units as well
+    (``<stage>/mse_data``, ``mae_data``, ``naive_mse_data``, ``snaive_mse_data``).
 
     Teacher forcing (training only): at epoch e each decoder step reads the true previous value with
     probability ``teacher_forcing + (teacher_forcing_end - teacher_forcing) * min(e / teacher_forcing_epochs,
     1)`` (a linear schedule; equal ends give a fixed ratio), else its own prediction. Validation and test are
     always free-running. Each validation epoch draws context, truth, forecast and the teacher-forced
     prediction of a few windows; each test pass writes the MSE per forecast step, model and baseline, to
-    ``horizon_mse.csv`` and a figure.
+    ``horizon_mse.csv`` and a figure (data-unit and seasonal-naive columns when they apply).
     """
 
     # The encoder reads only the past (the context), so a bidirectional encoder is legal here; the
@@ -67,6 +68,7 @@ class Forecaster(SequenceTask):
         teacher_forcing: float = 1.0,
         teacher_forcing_end: float = 0.0,
         teacher_forcing_epochs: int = 10,
+        season: int | None = None,
     ):
         super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
         for key, value in (
@@ -81,8 +83,22 @@ class Forecaster(SequenceTask):
             raise ConfigError(f"task.teacher_forcing_epochs={teacher_forcing_epochs} must be at least 1.")
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in range(3))
+        if season is not None and (isinstance(season, bool) or not isinstance(season, int) or season < 1):
+            raise ConfigError(f"task.season={season!r} must be a positive integer or null.")
+        self.season = season
         self.val_naive_mse, self.test_naive_mse = MeanSquaredError(), MeanSquaredError()
+        self.val_snaive_mse, self.test_snaive_mse = MeanSquaredError(), MeanSquaredError()
+        self.train_metrics_data, self.val_metrics_data, self.test_metrics_data = (
+            metrics.clone() for _ in range(3)
+        )
+        self.val_naive_mse_data, self.test_naive_mse_data = MeanSquaredError(), MeanSquaredError()
+        self.val_snaive_mse_data, self.test_snaive_mse_data = MeanSquaredError(), MeanSquaredError()
         self.test_step_mse, self.test_step_naive_mse = StepwiseMSE(net.horizon), StepwiseMSE(net.horizon)
+        self.test_step_snaive_mse = StepwiseMSE(net.horizon)
+        self.test_step_mse_data = StepwiseMSE(net.horizon)
+        self.test_step_naive_mse_data = StepwiseMSE(net.horizon)
+        self.test_step_snaive_mse_data = StepwiseMSE(net.horizon)
+        self.has_data_units = False
         self.val_mse_best = MinMetric()
         self.first_val_batch: tuple[torch.Tensor, ...] | None = None
 
@@ -117,24 +133,57 @@ class Forecaster(SequenceTask):
             preds = self.net(context)  # free-running: the truth is never passed in
         loss = self.loss(preds, future)
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=context.shape[0])
-        getattr(self, f"{stage}_metrics").update(preds.detach(), future)
-        if stage != "train":
-            naive = persistence_forecast(context, future.shape[1])
-            getattr(self, f"{stage}_naive_mse").update(naive, future)
-            if stage == "test":
-                self.test_step_mse.update(preds.detach(), future)
-                self.test_step_naive_mse.update(naive, future)
+        self.update_forecast_metrics(stage, context, preds.detach(), future)
         return {"loss": loss, "preds": preds.detach()}
+
+    def baselines(self, context: torch.Tensor, horizon: int) -> dict[str, torch.Tensor]:
+        """``{"naive": persistence, "snaive": seasonal-naive (with a season)}``, each like the forecast."""
+        out = {"naive": persistence_forecast(context, horizon)}
+        if self.season is not None:
+            out["snaive"] = seasonal_naive_forecast(context, horizon, self.season)
+        return out
+
+    def update_forecast_metrics(
+        self, stage: str, context: torch.Tensor, preds: torch.Tensor, future: torch.Tensor
+    ) -> None:
+        """The model's and the baselines' errors, scaled and (when the datamodule scales) in data units."""
+        scale = target_scale(self, future.device)
+        self.has_data_units = scale is not None
+        getattr(self, f"{stage}_metrics").update(preds, future)
+        if scale is not None:
+            getattr(self, f"{stage}_metrics_data").update(
+                to_data_units(preds, scale), to_data_units(future, scale)
+            )
+        if stage == "train":
+            return
+        forecasts = {"": preds, **self.baselines(context, future.shape[1])}
+        for name, forecast in forecasts.items():
+            units = [("", forecast, future)]
+            if scale is not None:
+                units.append(("_data", to_data_units(forecast, scale), to_data_units(future, scale)))
+            for suffix, value, truth in units:
+                if name:
+                    getattr(self, f"{stage}_{name}_mse{suffix}").update(value, truth)
+                if stage == "test":
+                    getattr(self, f"test_step_{name + '_' if name else ''}mse{suffix}").update(value, truth)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)
         metrics = getattr(self, f"{stage}_metrics")
         self.log(f"{stage}/mse", metrics["mse"])
         self.log(f"{stage}/mae", metrics["mae"])
+        if self.has_data_units:
+            data = getattr(self, f"{stage}_metrics_data")
+            self.log(f"{stage}/mse_data", data["mse"])
+            self.log(f"{stage}/mae_data", data["mae"])
         if stage == "train":
             self.log("train/teacher_forcing", self.teacher_forcing_ratio(self.current_epoch))
-        else:
-            self.log(f"{stage}/naive_mse", getattr(self, f"{stage}_naive_mse"))
+            return
+        baselines = ["naive", *(["snaive"] if self.season is not None else [])]
+        for name in baselines:
+            self.log(f"{stage}/{name}_mse", getattr(self, f"{stage}_{name}_mse"))
+            if self.has_data_units:
+                self.log(f"{stage}/{name}_mse_data", getattr(self, f"{stage}_{name}_mse_data"))
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         out = super().validation_step(batch, batch_idx)
@@ -153,28 +202,46 @@ class Forecaster(SequenceTask):
         with torch.no_grad():
             forced = self.net(context, future, teacher_forcing=1.0)
         title = f"validation forecasts, epoch {self.current_epoch}"
-        publish_figure(self.trainer, "val/forecasts", plot_forecasts(context, future, preds, forced, title))
+        baselines = self.baselines(context, future.shape[1])
+        fig = plot_forecasts(context, future, preds, forced, title, baselines=baselines)
+        publish_figure(self.trainer, "val/forecasts", fig)
 
     def on_test_epoch_end(self) -> None:
         super().on_test_epoch_end()
-        model, naive = self.test_step_mse.compute().cpu(), self.test_step_naive_mse.compute().cpu()
-        self.test_step_mse.reset()
-        self.test_step_naive_mse.reset()
+        names = ["mse", "naive_mse", *(["snaive_mse"] if self.season is not None else [])]
+        if self.has_data_units:
+            names += [f"{name}_data" for name in names]
+        columns = {}
+        for name in names:
+            metric = getattr(self, f"test_step_{name}")
+            columns[name] = metric.compute().cpu()
+        for name in ("mse", "naive_mse", "snaive_mse"):
+            for suffix in ("", "_data"):
+                getattr(self, f"test_step_{name}{suffix}").reset()
         if self.trainer.is_global_zero:
-            write_horizon_csv(Path(self.trainer.default_root_dir) / "horizon_mse.csv", model, naive)
+            write_horizon_csv(Path(self.trainer.default_root_dir) / "horizon_mse.csv", **columns)
             if self.hparams.log_figures:
-                fig = plot_horizon_mse(model, naive, "test MSE per forecast step")
+                suffix = "_data" if self.has_data_units else ""
+                fig = plot_horizon_mse(
+                    columns[f"mse{suffix}"],
+                    columns[f"naive_mse{suffix}"],
+                    f"test MSE per forecast step{' (data units)' if suffix else ''}",
+                    seasonal=columns.get(f"snaive_mse{suffix}"),
+                )
                 publish_figure(self.trainer, "test/horizon_mse", fig, per_epoch=False)
 
 
-def write_horizon_csv(path: Path, model: torch.Tensor, naive: torch.Tensor) -> Path:
-    """``step,mse,naive_mse`` per forecast step (1 = the first value after the context)."""
+def write_horizon_csv(path: Path, mse: torch.Tensor, naive_mse: torch.Tensor, **more: torch.Tensor) -> Path:
+    """``step,mse,naive_mse[,...]`` per forecast step (1 = the first value after the context); ``more`` adds
+    columns in order (``snaive_mse``, and the ``*_data`` columns in the data's own units)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    columns = {"mse": mse, "naive_mse": naive_mse, **more}
     with path.open("w", newline="") as out:
         writer = csv.writer(out)
-        writer.writerow(["step", "mse", "naive_mse"])
-        for step, (m, n) in enumerate(zip(model.tolist(), naive.tolist(), strict=True), start=1):
-            writer.writerow([step, m, n])
+        writer.writerow(["step", *columns])
+        rows = zip(*(c.tolist() for c in columns.values()), strict=True)
+        for step, values in enumerate(rows, start=1):
+            writer.writerow([step, *values])
     return path
 
 
@@ -185,9 +252,10 @@ def plot_forecasts(
     forced: torch.Tensor | None,
     title: str,
     max_sequences: int = 4,
+    baselines: dict[str, torch.Tensor] | None = None,
 ) -> Figure:
-    """Context, truth and free-running forecast (and the teacher-forced prediction, dashed) of a few
-    windows, first feature; each tensor ``(batch, time, features)``."""
+    """Context, truth and free-running forecast (and the teacher-forced prediction, dashed; the baselines,
+    dotted) of a few windows, first feature; each tensor ``(batch, time, features)``."""
     count = min(max_sequences, context.shape[0])
     fig = Figure(figsize=(10, 2.2 * count), layout="constrained")
     axes = fig.subplots(count, 1, sharex=True, squeeze=False)[:, 0]
@@ -199,21 +267,38 @@ def plot_forecasts(
         if forced is not None:
             values = forced[i, :, 0].detach().cpu().float().numpy()
             ax.plot(ahead, values, color="C2", lw=1, ls="--", label="teacher-forced")
+        for (name, baseline), color in zip((baselines or {}).items(), ("0.3", "C4"), strict=False):
+            label = BASELINE_LABELS.get(name, name)
+            ax.plot(
+                ahead,
+                baseline[i, :, 0].detach().cpu().float().numpy(),
+                color=color,
+                lw=1,
+                ls=":",
+                label=label,
+            )
         ax.axvline(context.shape[1] - 0.5, color="0.4", lw=0.8, ls=":")
         ax.set_ylabel(f"window {i}")
-    axes[0].legend(loc="upper left", ncols=4, fontsize="small")
+    axes[0].legend(loc="upper left", ncols=6, fontsize="small")
     axes[0].set_title(title)
     axes[-1].set_xlabel("time step")
     return fig
 
 
-def plot_horizon_mse(model: torch.Tensor, naive: torch.Tensor, title: str) -> Figure:
-    """MSE against forecast step, the model's beside the persistence baseline's."""
+BASELINE_LABELS = {"naive": "persistence", "snaive": "seasonal-naive"}
+
+
+def plot_horizon_mse(
+    model: torch.Tensor, naive: torch.Tensor, title: str, seasonal: torch.Tensor | None = None
+) -> Figure:
+    """MSE against forecast step, the model's beside the persistence (and seasonal-naive) baseline's."""
     fig = Figure(figsize=(6, 3.5), layout="constrained")
     ax = fig.subplots()
     steps = np.arange(1, model.numel() + 1)
     ax.plot(steps, model.numpy(), marker="o", ms=3, label="model")
     ax.plot(steps, naive.numpy(), marker="o", ms=3, color="0.5", label="persistence (last value)")
+    if seasonal is not None:
+        ax.plot(steps, seasonal.numpy(), marker="o", ms=3, color="C4", label="seasonal-naive")
     ax.set_xlabel("forecast step")
     ax.set_ylabel("MSE")
     ax.set_yscale("log")

@@ -43,9 +43,10 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
     @classmethod
     def build_net(cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule) -> RecurrentNet:
         if getattr(datamodule, "horizon", None) is not None:
+            forecast = getattr(datamodule, "forecast_config", "sine_forecast")
             raise ConfigError(
-                "datamodule.task=forecast needs the encoder-decoder forecaster, which datamodule=sine does "
-                "not select; use datamodule=sine_forecast (e.g. python train.py datamodule=sine_forecast "
+                f"datamodule.task=forecast needs the encoder-decoder forecaster, which this datamodule config "
+                f"does not select; use datamodule={forecast} (e.g. python train.py datamodule={forecast} "
                 "datamodule.horizon=20)."
             )
         if getattr(datamodule, "tbptt", False) and spec.bidirectional:
