@@ -11,6 +11,7 @@ from rnnexp.errors import ConfigError
 from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
+from rnnexp.tasks.data_units import target_scale, to_data_units
 from rnnexp.tasks.figures import plot_sequences, publish_figure
 
 
@@ -37,6 +38,11 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
         self.init_carried_state(carry_hidden)
         metrics = MetricCollection({"mse": MeanSquaredError(), "mae": MeanAbsoluteError()})
         self.train_metrics, self.val_metrics, self.test_metrics = (metrics.clone() for _ in range(3))
+        # In the data's own units when the datamodule scales its targets (rnnexp.tasks.data_units).
+        self.train_metrics_data, self.val_metrics_data, self.test_metrics_data = (
+            metrics.clone() for _ in range(3)
+        )
+        self.has_data_units = False
         self.val_mse_best = MinMetric()
         self.figure_batches: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
@@ -69,12 +75,21 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
         getattr(self, f"{stage}_metrics").update(preds, targets)
+        scale = target_scale(self, preds.device)
+        self.has_data_units = scale is not None
+        if scale is not None:
+            data = getattr(self, f"{stage}_metrics_data")
+            data.update(to_data_units(preds, scale), to_data_units(targets, scale))
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)
         metrics = getattr(self, f"{stage}_metrics")
         self.log(f"{stage}/mse", metrics["mse"])
         self.log(f"{stage}/mae", metrics["mae"])
+        if self.has_data_units:
+            data = getattr(self, f"{stage}_metrics_data")
+            self.log(f"{stage}/mse_data", data["mse"])
+            self.log(f"{stage}/mae_data", data["mae"])
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         out = super().validation_step(batch, batch_idx)
