@@ -24,6 +24,8 @@ SEARCHES = {
     "mnist_rows_optuna": "val/acc_best",
     "sine_optuna": "val/mse_best",
     "sine_forecast_optuna": "val/mse_best",
+    "series_forecast_optuna": "val/mse_best",
+    "series_classification_optuna": "val/acc_best",
     "text_optuna": "val/loss_best",
 }
 
