@@ -62,7 +62,7 @@ def test_a_variable_length_two_channel_ts_file_trains_and_classifies_above_chanc
     results, objects = train(compose_config(overrides, tmp_path / "run"))
     datamodule = objects["datamodule"]
     assert datamodule.class_names == ["down", "flat", "up"]
-    inputs, labels, lengths = datamodule.datasets["test"].tensors  # variable length: lengths travel along
+    inputs, _, lengths = datamodule.datasets["test"].tensors  # variable length: lengths travel along
     assert inputs.shape[2] == 2 and int(lengths.min()) >= 8 and inputs.shape[1] == int(lengths.max())
     assert results["test"]["test/acc"] > 0.75, results["test"]  # chance: 1/3
     matrix = np.array(results["test_confusion_matrix"])

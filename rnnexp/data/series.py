@@ -28,8 +28,8 @@ import numpy as np
 import torch
 
 from rnnexp.config.values import require_choice, require_int, require_number
-from rnnexp.data.batching import TensorBatchDataset
 from rnnexp.data.series_table import DUPLICATES, MISSING, UNSORTED, load_series_table
+from rnnexp.data.series_windows import WindowDataset, window_starts
 from rnnexp.data.tables import resolve_data_path
 from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError, DataError
@@ -45,14 +45,6 @@ def part_bounds(steps: int, val_fraction: float, test_fraction: float) -> tuple[
     """``(train_end, val_end)``: a series of ``steps`` rows is train ``[0, a)``, val ``[a, b)``, test ``[b, steps)``."""
     val_end = steps - round(steps * test_fraction)
     return val_end - round(steps * val_fraction), val_end
-
-
-def windows(part: torch.Tensor, size: int, stride: int) -> torch.Tensor:
-    """Every ``stride``-th window of ``size`` consecutive rows of ``part`` ``(steps, columns)``:
-    ``(count, size, columns)``, a view (``Tensor.unfold``), empty when the part is shorter than ``size``."""
-    if part.shape[0] < size:
-        return part.new_empty((0, size, part.shape[1]))
-    return part.unfold(0, size, stride).transpose(1, 2)
 
 
 def seasonal_check(season: int | None, seq_len: int) -> None:
@@ -224,17 +216,22 @@ class TimeSeries(TensorDataModule):
         mean, std = rows.mean(0), rows.std(0, correction=0)
         return {"mean": mean, "std": torch.where(std > 0, std, torch.ones_like(std))}
 
-    def make_windows(self, parts: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(inputs, targets)`` float32 of every window of every part, scaled with ``self.stats``."""
-        hp = self.hparams
-        mean, std = self.stats["mean"], self.stats["std"]
-        cut = torch.cat([windows((p - mean) / std, self.window_size, hp.stride) for p in parts]).float()
-        t = len(self.target_columns)
+    def cut(self, windows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Windows ``(batch, window_size, columns)`` → the task's ``(inputs, targets)``."""
+        hp, t = self.hparams, len(self.target_columns)
         if self.task == "forecast":
-            return cut[:, : hp.seq_len].contiguous(), cut[:, hp.seq_len :].contiguous()
+            return windows[:, : hp.seq_len], windows[:, hp.seq_len :]
         if self.task == "next_step":
-            return cut[:, :-1].contiguous(), cut[:, 1:, :t].contiguous()
-        return cut[:, :, t:].contiguous(), cut[:, :, :t].contiguous()
+            return windows[:, :-1], windows[:, 1:, :t]
+        return windows[:, :, t:], windows[:, :, :t]
+
+    def make_windows(self, parts: list[torch.Tensor]) -> WindowDataset:
+        """A split's windows: its parts' rows scaled with ``self.stats`` (float32, one tensor) and the first
+        row of every ``stride``-th window that fits inside one part."""
+        mean, std = self.stats["mean"], self.stats["std"]
+        rows = torch.cat([(p - mean) / std for p in parts]).float()
+        starts = window_starts([p.shape[0] for p in parts], self.window_size, self.hparams.stride)
+        return WindowDataset(rows, starts, self.window_size, self.cut)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
@@ -242,15 +239,15 @@ class TimeSeries(TensorDataModule):
         parts = self.load_parts()
         self.stats = self.fit_scaler(parts["train"])
         for name in SPLITS:
-            inputs, targets = self.make_windows(parts[name])
-            if inputs.shape[0] == 0:
+            dataset = self.make_windows(parts[name])
+            if len(dataset) == 0:
                 longest = max(p.shape[0] for p in parts[name])
                 raise DataError(
                     f"datamodule.path: the {name} period of {self.hparams.path} is at most {longest} steps per "
                     f"series, shorter than one window ({self.window_size} steps); raise datamodule."
                     f"{name}_fraction or lower datamodule.seq_len."
                 )
-            self.datasets[name] = TensorBatchDataset(inputs, targets)
+            self.datasets[name] = dataset
 
     def state_dict(self) -> dict[str, Any]:
         """The scaling statistics, stored by Lightning in every checkpoint (plain tensors: weights-only safe)."""
