@@ -15,6 +15,7 @@ RECIPES = {
     "arrowhead": (36, 175, 1, 3),
     "basic_motions": (40, 40, 6, 4),
     "japanese_vowels": (270, 370, 12, 9),
+    "pickup_gesture": (50, 50, 1, 10),
 }
 
 
@@ -28,7 +29,7 @@ def test_classification_recipe_reads_the_archive_split(name, tmp_path):
     assert sizes["train"] + sizes["val"] == train and sizes["test"] == test
     assert datamodule.input_size == channels and datamodule.output_size == classes
     variable = len(datamodule.datasets["test"].tensors) == 3
-    assert variable == (name == "japanese_vowels")
+    assert variable == (name in ("japanese_vowels", "pickup_gesture"))
 
 
 @pytest.mark.parametrize("name", ["airline_forecast", "co2_forecast"])

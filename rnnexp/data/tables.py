@@ -53,7 +53,7 @@ def read_table(path: Path, key: str) -> pd.DataFrame:
             import pyarrow  # noqa: F401  (pandas' Parquet engine)
         except ImportError as err:
             raise DataError(
-                f"{key}: reading {path} needs pyarrow; pip install 'rnnexp[parquet]' (or pip install pyarrow)."
+                f"{key}: reading {path} needs pyarrow; pip install 'rnnexp[series]' (or pip install pyarrow)."
             ) from err
         return pd.read_parquet(path)
     except DataError:
