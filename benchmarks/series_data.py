@@ -78,6 +78,14 @@ print(json.dumps({{"setup_s": t1 - t0, "windows": {{k: len(v) for k, v in dm.dat
 """
 
 
+BASELINE = """
+import json, resource, sys
+sys.path.insert(0, {root!r})
+import rnnexp.data.series
+print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+"""
+
+
 def load_benchmark(rows: int, series: int) -> dict:
     import numpy as np
     import pandas as pd
@@ -98,10 +106,9 @@ def load_benchmark(rows: int, series: int) -> dict:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         child = subprocess.run([sys.executable, "-c", LOADER.format(root=str(ROOT), path=str(path))], env=env,
                                capture_output=True, text=True, check=True)  # fmt: skip
-        baseline = subprocess.run([sys.executable, "-c", "import sys, json, resource; sys.path.insert(0, %r); "
-                                   "import rnnexp.data.series; print(json.dumps(resource.getrusage("
-                                   "resource.RUSAGE_SELF).ru_maxrss / 1024))" % str(ROOT)], env=env,
-                                  capture_output=True, text=True, check=True)  # fmt: skip
+        imports_only = BASELINE.format(root=str(ROOT))
+        baseline = subprocess.run([sys.executable, "-c", imports_only], env=env, capture_output=True, text=True,
+                                  check=True)  # fmt: skip
     result = {"rows": per * series, "series": series, "csv_mb": round(size_mb, 1), "write_s": round(written, 1),
               **json.loads(child.stdout.strip().splitlines()[-1]),
               "import_only_rss_mb": float(baseline.stdout.strip())}  # fmt: skip
