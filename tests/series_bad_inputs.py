@@ -62,6 +62,7 @@ def series_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         ([*series, f"datamodule.path={good}", "datamodule.features=[]"], "datamodule.features is empty"),
         ([*forecast, "datamodule.features=[temp]"], "datamodule.features=['temp']"),
         ([*forecast, "datamodule.season=30"], "datamodule.season=30"),
+        ([*series, f"datamodule.path={good}", "datamodule.relative=true"], "datamodule.relative=true"),
         (
             [*classify, f"datamodule.path={train_ts}", f"datamodule.test_path={unknown_ts}"],
             "labels ['sideways']",

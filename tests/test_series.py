@@ -106,6 +106,17 @@ def test_scaling_statistics_come_from_the_training_period_only(tmp_path):
     assert not np.allclose(everything.mean(0), train_rows.mean(0))  # the trend makes the test differ
 
 
+def test_relative_windows_start_from_zero_and_keep_every_error(tmp_path):
+    path = write_series(tmp_path / "a.csv")
+    absolute, relative = (module(path, task="forecast", relative=flag) for flag in (False, True))
+    (context_a, future_a), (context_r, future_r) = tensors(absolute, "test"), tensors(relative, "test")
+    assert torch.all(context_r[:, -1] == 0)
+    assert future_r.shape == future_a.shape == (future_a.shape[0], 4, 1)
+    error_a = future_a - seasonal_naive_forecast(context_a, 4, SEASON)
+    error_r = future_r - seasonal_naive_forecast(context_r, 4, SEASON)
+    torch.testing.assert_close(error_a, error_r, atol=1e-5, rtol=0)
+
+
 def test_seasonal_naive_equals_a_hand_computation():
     context = torch.arange(10.0).view(1, 10, 1) * 10  # values 0, 10, ..., 90 at steps 0..9
     forecast = seasonal_naive_forecast(context, horizon=7, season=3)

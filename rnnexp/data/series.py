@@ -11,9 +11,12 @@ task report metrics in the data's own units.
 
 Shapes, ``T`` target columns and ``F`` feature columns:
 
-- ``forecast``: context ``(batch, seq_len, T)`` → the next ``horizon`` values ``(batch, horizon, T)``
-  (the encoder-decoder feeds its forecast back as input, so it forecasts every column it reads: features
-  are refused; list several columns in ``target`` for a multivariate forecast).
+- ``forecast``: context ``(batch, seq_len, T)`` → the next ``horizon`` values ``(batch, horizon, T)``.
+  With ``relative`` every value of a window is taken relative to the context's last value (after scaling;
+  the "NLinear" normalisation of Zeng et al., 2023), so a trending series looks alike in every period. An
+  error is unchanged by the shift, so every MSE/MAE (model and baselines, scaled and in data units) is the
+  error of the level forecast. The encoder-decoder feeds its forecast back as input, so it forecasts every
+  column it reads: features are refused; list several columns in ``target`` for a multivariate forecast.
 - ``per_step``: features ``(batch, seq_len, F)`` → targets ``(batch, seq_len, T)`` at the same steps.
 - ``next_step``: targets and features ``(batch, seq_len, T + F)`` → the targets one step later
   ``(batch, seq_len, T)``.
@@ -27,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnexp.config.values import require_choice, require_int, require_number
+from rnnexp.config.values import require_bool, require_choice, require_int, require_number
 from rnnexp.data.series_table import DUPLICATES, MISSING, UNSORTED, load_series_table
 from rnnexp.data.series_windows import WindowDataset, window_starts
 from rnnexp.data.tables import resolve_data_path
@@ -73,6 +76,7 @@ class TimeSeries(TensorDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.15,
         scale: str = "standard",
+        relative: bool = False,
         missing: str = "error",
         unsorted: str = "error",
         duplicates: str = "error",
@@ -81,6 +85,12 @@ class TimeSeries(TensorDataModule):
         super().__init__(batch_size)
         require_choice("datamodule.task", task, TASKS)
         require_choice("datamodule.scale", scale, SCALES)
+        require_bool("datamodule.relative", relative)
+        if relative and task != "forecast":
+            raise ConfigError(
+                f"datamodule.relative=true applies to forecasting (datamodule=series_forecast); "
+                f"datamodule.task={task} reads absolute values: set datamodule.relative=false."
+            )
         require_choice("datamodule.missing", missing, MISSING)
         require_choice("datamodule.unsorted", unsorted, UNSORTED)
         require_choice("datamodule.duplicates", duplicates, DUPLICATES)
@@ -220,6 +230,8 @@ class TimeSeries(TensorDataModule):
         """Windows ``(batch, window_size, columns)`` → the task's ``(inputs, targets)``."""
         hp, t = self.hparams, len(self.target_columns)
         if self.task == "forecast":
+            if hp.relative:  # each window relative to its context's last value (errors are shift-invariant)
+                windows = windows - windows[:, hp.seq_len - 1 : hp.seq_len]
             return windows[:, : hp.seq_len], windows[:, hp.seq_len :]
         if self.task == "next_step":
             return windows[:, :-1], windows[:, 1:, :t]
