@@ -18,6 +18,8 @@ key                             what it holds                                   
 ``metric_states_by_rank``       the accumulators of every rank (multi-process runs)    ``ResumeState``
 ``carried_hidden``              the truncated-BPTT hidden state carried into the next   ``CarriesHiddenState``
                                 batch, with its epoch, batch and world size             (language model, sine streams)
+``TimeSeries``,                 the datamodule's ``state_dict``: scaling statistics     Lightning (the datamodule's
+``SeriesClassification``        (train only), class names; checked on resume            ``state_dict``)
 =============================== ======================================================= ===========================
 
 Inside Lightning's own entries, rnnexp's objects keep their state too: ``callbacks["ResumeState"]`` holds the
