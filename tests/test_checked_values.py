@@ -15,7 +15,6 @@ import torch
 from rnnexp.config.checks import check_config
 from rnnexp.errors import ConfigError
 from tests.conftest import ROOT, bar_images, run_cli, write_idx
-from tests.series_bad_inputs import series_file_cases
 from tests.test_text_resume import write_corpus
 
 QUIET = ["print_config=false", "trainer.enable_model_summary=false", "~callbacks.progress_bar"]
@@ -122,7 +121,6 @@ def data_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
         (["datamodule=text", f"datamodule.path={binary}"], str(binary)),
         (["datamodule=text", f"datamodule.path={tmp_path / 'missing.txt'}"], str(tmp_path / "missing.txt")),
         ([f"ckpt_path={broken}", "model.hidden_size=8"], str(broken)),
-        *series_file_cases(tmp_path),
     ]
 
 

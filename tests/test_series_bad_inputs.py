@@ -1,10 +1,16 @@
-"""Bad series files and values, each refused in one paragraph that names it (rows for row problems): the
-series part of the table in tests/test_checked_values.py."""
+"""Bad series files and values, each refused in one paragraph that names it (rows for row problems), as the
+table of tests/test_checked_values.py checks the other formats."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+from tests.conftest import ROOT
+from tests.test_checked_values import QUIET, last_line
 from tests.test_series import series_frame, write_series
 from tests.test_series_classification import toy_series, write_ts
 
@@ -74,3 +80,24 @@ def series_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
             "datamodule.normalize='global'",
         ),
     ]
+
+
+def test_every_bad_series_file_or_value_exits_with_one_paragraph_naming_it(tmp_path):
+    """The table above, run as `python train.py <case>` (many per interpreter, tests/cli_cases.py), checked
+    as tests/test_checked_values.py checks its own table (its own subprocess: its own time limit)."""
+    table = series_file_cases(tmp_path)
+    cases = [[*args, *QUIET, f"hydra.run.dir={tmp_path / f'run{i}'}"] for i, (args, _) in enumerate(table)]
+    cases_file = tmp_path / "cases.json"
+    cases_file.write_text(json.dumps(cases))
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(tmp_path), str(cases_file)], cwd=ROOT,
+                   env=env, check=True, timeout=600)  # fmt: skip
+    codes = json.loads((tmp_path / "codes.json").read_text())
+    problems = []
+    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
+        output = (tmp_path / f"{i}.out").read_text()
+        if code == 0 or "Traceback" in output or names not in last_line(output):
+            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
+        elif "train/loss" in output or "Epoch 0" in output:
+            problems.append(f"{args}: refused only after training started")
+    assert not problems, "\n".join(problems)
