@@ -141,6 +141,10 @@ def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
                 **results.get("test", {}),
                 "error": failure.get("message"),
                 "run_dir": str(job.run_dir),
+                # What changes the numbers (threads, device, versions), as text: comparison flags differences.
+                "environment": json.dumps(results["environment"], sort_keys=True)
+                if "environment" in results
+                else None,
             }
         )
     table = pd.DataFrame(rows)
@@ -151,10 +155,13 @@ def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
 
 
 def load_sweep(*sweep_dirs: str | Path) -> pd.DataFrame:
-    """``runs_table`` of the sweep(s), with ``attrs``: optimized_metric, mode (max|min), overrides."""
+    """``runs_table`` of the sweep(s), with ``attrs``: optimized_metric, mode (max|min), overrides,
+    replicate_keys (the jobs' ``replicate_keys`` config, None when they have none)."""
     jobs = load_jobs(*sweep_dirs)
     table = runs_table(jobs)
     table.attrs["mode"] = sweep_direction(Path(sweep_dirs[0]), jobs)
+    configured = [job.config.get("replicate_keys") for job in jobs if job.config.get("replicate_keys")]
+    table.attrs["replicate_keys"] = list(configured[0]) if configured else None
     return table
 
 
