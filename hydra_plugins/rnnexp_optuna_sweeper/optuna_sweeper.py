@@ -69,6 +69,12 @@ def failure_message(job_dir: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
+def job_threads(n_jobs: int, threads_per_job: int | None) -> int:
+    """torch CPU threads of one sweep job with ``n_jobs`` in flight (the ``num_threads=`` override every
+    trial of this sweeper and every job of rnnexp's parallel grid launcher gets)."""
+    return threads_per_job or max(1, (os.cpu_count() or 1) // n_jobs)
+
+
 class OptunaSweeper(Sweeper):
     """``hydra/sweeper=rnnexp_optuna``; its options are ``OptunaSweeperConf`` (config.py)."""
 
@@ -119,7 +125,7 @@ class OptunaSweeper(Sweeper):
             )
 
     def threads(self) -> int:
-        return self.threads_per_trial or max(1, (os.cpu_count() or 1) // self.n_jobs)
+        return job_threads(self.n_jobs, self.threads_per_trial)
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         assert self.config is not None
