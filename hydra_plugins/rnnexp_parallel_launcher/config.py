@@ -14,7 +14,9 @@ class ParallelLauncherConf:
 
     _target_: str = "hydra_plugins.rnnexp_parallel_launcher.launcher.ParallelLauncher"
     n_jobs: int = 2  # jobs in flight at once on this machine
-    preload: bool = True  # fork jobs from a process that imported torch + Lightning once; false: fresh interpreters
+    preload: bool = (
+        True  # fork jobs from a process that imported torch + Lightning once; false: fresh interpreters
+    )
     threads_per_job: int | None = None  # torch CPU threads of each job; null: the sweeps' common share
 
 

@@ -119,7 +119,13 @@ class ParallelLauncher(Launcher):
         )
         if job.returncode == 0:
             result.status, result._return_value = JobStatus.COMPLETED, read_objective(job.job_dir)
-            log.info("job %d completed in %.0fs (objective %s); %d jobs left", number, took, result._return_value, left)
+            log.info(
+                "job %d completed in %.0fs (objective %s); %d jobs left",
+                number,
+                took,
+                result._return_value,
+                left,
+            )
         else:
             message = record_exit(job.job_dir, job.returncode or 1, took)
             result.status, result._return_value = JobStatus.FAILED, JobFailed(f"job {number}: {message}")

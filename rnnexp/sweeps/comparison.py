@@ -67,7 +67,8 @@ def replicate_ids(group: pd.DataFrame, keys: Sequence[str]) -> list[str]:
     do not tell its jobs apart (e.g. no seed was overridden), so a pairing is never invented."""
     present = [k for k in keys if k in group]
     ids = [
-        ",".join(f"{k}={format_value(row[k])}" for k in present) if present else "" for _, row in group.iterrows()
+        ",".join(f"{k}={format_value(row[k])}" for k in present) if present else ""
+        for _, row in group.iterrows()
     ]
     if len(set(ids)) < len(ids) or not all(ids):
         return [f"job {job}" for job in group["job"]]
@@ -94,7 +95,9 @@ def metric_columns(runs: pd.DataFrame) -> list[str]:
     return [c for c in runs.columns if c.startswith("test/")]
 
 
-def compare_groups(runs: pd.DataFrame, keys: Sequence[str] | None = None, level: float = 0.95) -> pd.DataFrame:
+def compare_groups(
+    runs: pd.DataFrame, keys: Sequence[str] | None = None, level: float = 0.95
+) -> pd.DataFrame:
     """One row per group, best first: rank, group, n (completed), failed, pruned, incomplete, replicates, then
     ``<metric>_mean/_std/_ci_low/_ci_high`` for the objective and each test metric, then the test of its
     objective against the best group's (``test``, ``p_value``, ``effect``), a ``note`` and ``environment``.
@@ -128,7 +131,9 @@ def compare_groups(runs: pd.DataFrame, keys: Sequence[str] | None = None, level:
         environments[label] = (done, envs[0] if envs else None)
     table = pd.DataFrame(rows)
     table.insert(
-        0, "rank", table["objective_mean"].rank(ascending=not maximize, method="min", na_option="bottom").astype(int)
+        0,
+        "rank",
+        table["objective_mean"].rank(ascending=not maximize, method="min", na_option="bottom").astype(int),
     )
     table = table.sort_values(["rank", "group"], kind="stable").reset_index(drop=True)
     best = table["group"].iloc[0]
@@ -137,7 +142,9 @@ def compare_groups(runs: pd.DataFrame, keys: Sequence[str] | None = None, level:
     table["p_value"] = [t.p_value if t else math.nan for t in tests]
     table["effect"] = [t.effect if t else math.nan for t in tests]
     table["note"] = [group_note(row, t) for row, t in zip(table.to_dict("records"), tests, strict=True)]
-    table["environment"] = [environment_note(environments[g][0], environments[best][1]) for g in table["group"]]
+    table["environment"] = [
+        environment_note(environments[g][0], environments[best][1]) for g in table["group"]
+    ]
     table.attrs.update(
         optimized_metric=runs.attrs.get("optimized_metric", "objective"),
         mode=runs.attrs.get("mode"),
@@ -196,7 +203,7 @@ def format_spread(row: pd.Series, metric: str) -> tuple[str, str]:
 def print_comparison(table: pd.DataFrame, console: Console) -> None:
     """The groups on the terminal, best first: n (and what is left out), mean ± std, the interval, the test
     against the best group and its note."""
-    level = int(round(100 * table.attrs.get("level", 0.95)))
+    level = round(100 * table.attrs.get("level", 0.95))
     keys = ",".join(table.attrs.get("replicate_keys", []))
     rich_table = Table(
         title=f"{len(table)} groups (replicates: {keys}), {table.attrs.get('optimized_metric')} "
@@ -224,7 +231,9 @@ def print_comparison(table: pd.DataFrame, console: Console) -> None:
         if pd.isna(second["p_value"]):
             verdict = f"not tested ({second['note'] or 'no test'})"
         else:
-            significant = "differ significantly" if second["p_value"] < 0.05 else "do not differ significantly"
+            significant = (
+                "differ significantly" if second["p_value"] < 0.05 else "do not differ significantly"
+            )
             verdict = f"{significant} at the 5% level ({second['test']}, p = {second['p_value']:.3g})"
         console.print(f"best two groups: {table['group'].iloc[0]} vs {second['group']}: {verdict}")
 
@@ -259,9 +268,15 @@ def plot_group_curves(
             per_epoch = pd.concat(columns, axis=1)
             bands = [spread(list(values.dropna())) for _, values in per_epoch.iterrows()]
             epochs = per_epoch.index.to_numpy()
-            line = ax.plot(epochs, [b.mean for b in bands], marker="o", ms=3, label=f"{label} (n={len(columns)})")
+            line = ax.plot(
+                epochs, [b.mean for b in bands], marker="o", ms=3, label=f"{label} (n={len(columns)})"
+            )
             ax.fill_between(
-                epochs, [b.ci_low for b in bands], [b.ci_high for b in bands], color=line[0].get_color(), alpha=0.2
+                epochs,
+                [b.ci_low for b in bands],
+                [b.ci_high for b in bands],
+                color=line[0].get_color(),
+                alpha=0.2,
             )
     for ax, metric in zip(axes, metrics, strict=True):
         ax.set_title(f"{metric}: group mean, 95% CI")

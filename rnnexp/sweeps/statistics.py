@@ -92,4 +92,6 @@ def compare(a: Mapping[object, float], b: Mapping[object, float]) -> Test:
     if pooled == 0.0:
         return Test("Welch t", NAN, NAN, NAN, "neither group varies: no variance")
     result = stats.ttest_ind(x, y, equal_var=False)
-    return Test("Welch t", float(result.statistic), float(result.pvalue), float((x.mean() - y.mean()) / pooled))
+    return Test(
+        "Welch t", float(result.statistic), float(result.pvalue), float((x.mean() - y.mean()) / pooled)
+    )
