@@ -81,8 +81,8 @@ def compare(a: Mapping[object, float], b: Mapping[object, float]) -> Test:
         keys = sorted(a, key=str)
         x, y = np.array([a[k] for k in keys], float), np.array([b[k] for k in keys], float)
         diff = x - y
-        if np.all(diff == diff[0]):
-            note = "identical" if diff[0] == 0 else "constant difference"
+        if np.ptp(diff) <= 1e-12 * max(1.0, float(np.abs(diff).max())):  # equal up to rounding
+            note = "identical" if np.abs(diff).max() <= 1e-12 else "constant difference"
             return Test("paired t", NAN, NAN, NAN, f"paired differences are all equal ({note}): no variance")
         result = stats.ttest_rel(x, y)
         effect = float(diff.mean() / diff.std(ddof=1))
