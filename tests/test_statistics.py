@@ -66,7 +66,9 @@ def test_no_test_with_a_single_replicate_or_without_variance_and_it_says_why():
     result = compare({1: 1.0, 2: 2.0}, {1: 3.0})
     assert result.test == "none" and math.isnan(result.p_value) and "n = 1" in result.note
     shifted = compare({1: 0.5, 2: 0.6}, {1: 0.3, 2: 0.4})  # differences 0.2 up to rounding
-    assert shifted.test == "paired t" and math.isnan(shifted.p_value) and "constant difference" in shifted.note
+    assert (
+        shifted.test == "paired t" and math.isnan(shifted.p_value) and "constant difference" in shifted.note
+    )
 
 
 def runs_table(rows: list[tuple], mode: str = "min") -> pd.DataFrame:
@@ -97,7 +99,9 @@ def test_groups_count_failed_and_pruned_replicates_and_rank_by_mean():
     assert "1 failed (not in the mean)" in rnn["note"]
     assert rnn["objective_mean"] == pytest.approx(0.6)  # the failed replicate is not a zero
     assert rnn["objective_std"] == pytest.approx(math.sqrt(0.02))
-    assert rnn["objective_ci_high"] == pytest.approx(0.6 + T_975[1] * math.sqrt(0.02) / math.sqrt(2), abs=1e-3)
+    assert rnn["objective_ci_high"] == pytest.approx(
+        0.6 + T_975[1] * math.sqrt(0.02) / math.sqrt(2), abs=1e-3
+    )
     assert rnn["test/mse_mean"] == pytest.approx(0.5)
     assert (gru["n"], gru["pruned"], gru["test"]) == (2, 1, "best")
     assert "1 pruned" in gru["note"]

@@ -205,9 +205,8 @@ class OptunaSweeper(Sweeper):
         (job_dir / "command.txt").write_text(shlex.join(command) + "\n")
         env = {"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
         if self.context is not None:  # forked from the forkserver that imported torch and Lightning once
-            process = start_job(
-                self.context, run_command, (command[1:], job_dir / "output.log", env), job_dir
-            )
+            args = (command[1:], job_dir / "output.log", env)
+            process = start_job(self.context, run_command, args, job_dir, [*fixed, *sampled, *plumbing])
         else:  # a fresh interpreter: pays the imports again
             with open(job_dir / "output.log", "wb") as output:
                 process = subprocess.Popen(

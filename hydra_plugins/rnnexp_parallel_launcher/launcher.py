@@ -105,7 +105,7 @@ class ParallelLauncher(Launcher):
             output=job_dir / "output.log",
             env={"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"},
         )
-        return start_job(context, run_sweep_job, (spec,), job_dir), config
+        return start_job(context, run_sweep_job, (spec,), job_dir, list(config.hydra.overrides.task)), config
 
     def finish(self, number: int, job: JobProcess, config: DictConfig, left: int) -> JobReturn:
         """The job's JobReturn from what it left on disk, and a line saying how it ended."""

@@ -128,14 +128,22 @@ class JobProcess:
         return self.process.exitcode
 
 
-def start_job(context: BaseContext, target: Any, args: tuple[Any, ...], job_dir: Path) -> JobProcess:
-    """Start ``target(*args)`` in a child and record ``launch.json`` (pid, start time, start method) in the
-    job's directory: the start-up benchmark reads it, and a user finds the pid of a job to stop it."""
+def start_job(
+    context: BaseContext, target: Any, args: tuple[Any, ...], job_dir: Path, overrides: list[str]
+) -> JobProcess:
+    """Start ``target(*args)`` in a child and record ``launch.json`` (pid, start time, start method, the
+    job's overrides) in the job's directory: a review lists a job killed before Hydra wrote ``.hydra/``, the
+    start-up benchmark reads the time, and a user finds the pid of a job to stop it."""
     job_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     process = context.Process(target=target, args=args, daemon=False)
     process.start()
-    launch = {"pid": process.pid, "started": started, "start_method": context.get_start_method()}
+    launch = {
+        "pid": process.pid,
+        "started": started,
+        "start_method": context.get_start_method(),
+        "overrides": overrides,
+    }
     (job_dir / "launch.json").write_text(json.dumps(launch))
     job = JobProcess(process, job_dir)
     job.started = started
