@@ -67,8 +67,8 @@ def wandb_credentials_found() -> bool:
 def prepare_wandb(cfg: DictConfig) -> None:
     """For ``logger=wandb``: in a multirun, group the jobs by sweep and replicate group (``<sweep>-model=gru``;
     the sweep's name alone when only replicates vary), mark the replicate as the job type (``seed=1``) and
-    name each after its job number; with
-    no API key and no WANDB_MODE chosen, log offline instead of prompting."""
+    name each after its job number; with no API key and no WANDB_MODE chosen, log offline instead of
+    prompting."""
     node = (cfg.get("logger") or {}).get("wandb")
     if not isinstance(node, DictConfig):
         return
@@ -81,7 +81,8 @@ def prepare_wandb(cfg: DictConfig) -> None:
                 node.get("group") or (sweep_name if group == "all" else f"{sweep_name}-{group}")[:128]
             )
             node.name = node.get("name") or f"{sweep_name}-{job.number}"
-            node.job_type = replicate_id(cfg)[:64]  # which replicate: seed=1
+            if node.get("job_type") in (None, "train"):  # the config's default: say which replicate
+                node.job_type = replicate_id(cfg)[:64]  # seed=1
     if "WANDB_MODE" not in os.environ and not wandb_credentials_found():
         os.environ["WANDB_MODE"] = "offline"  # also for the later jobs of a multirun
         log.warning(
