@@ -71,6 +71,8 @@ CLASS_PATHS = {
     "ImageCaptioner": "rnnexp.tasks.captioner.ImageCaptioner",
     "CharSeq2Seq": "rnnexp.models.char_seq2seq.CharSeq2Seq",
     "CaptionNet": "rnnexp.models.caption_net.CaptionNet",
+    "ValueRegressor": "rnnexp.tasks.value_regressor.ValueRegressor",
+    "CopyMemoryClassifier": "rnnexp.tasks.copy_memory.CopyMemoryClassifier",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {
