@@ -73,6 +73,11 @@ CONFIG_CASES = [
     (["datamodule.val_fraction=1.5"], "datamodule.val_fraction=1.5"),
     (["datamodule.task=next_step", "model.bidirectional=true"], "model.bidirectional=true"),
     (["datamodule=mnist_rows", "datamodule.variant=cifar"], "datamodule.variant='cifar'"),
+    (["datamodule=adding", "datamodule.seq_len=1"], "datamodule.seq_len=1"),
+    (["datamodule=copy_memory", "datamodule.delay=0"], "datamodule.delay=0"),
+    (["datamodule=mnist_pixels", "datamodule.downsample=3"], "datamodule.downsample=3"),
+    (["datamodule=mnist_pixels", "datamodule.permute=maybe"], "datamodule.permute='maybe'"),
+    (["datamodule=adding", "task.baseline_prediction=abc"], "task.baseline_prediction='abc'"),
     (["datamodule=text", "datamodule.path=CORPUS", "datamodule.seq_len=long"], "datamodule.seq_len='long'"),
     (["datamodule=text", "datamodule.path=CORPUS", "model.bidirectional=true"], "model.bidirectional=true"),
 ]
