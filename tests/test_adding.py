@@ -7,6 +7,8 @@ import torch
 
 from rnnexp.data.adding import BASELINE_MSE, AddingProblem, adding_inputs, make_adding
 from rnnexp.errors import ConfigError
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
+from rnnexp.tasks.value_regressor import ValueRegressor
 from rnnexp.training import train
 
 
@@ -36,6 +38,19 @@ def test_the_baseline_of_predicting_one_has_mse_one_sixth():
     _, _, targets = make_adding(20000, 20, seed=1)
     assert ((targets - 1.0) ** 2).mean().item() == pytest.approx(BASELINE_MSE, abs=0.005)
     assert targets.mean().item() == pytest.approx(1.0, abs=0.01)
+
+
+def test_the_task_logs_the_mse_of_predicting_one_on_the_same_targets():
+    task = ValueRegressor(
+        RecurrentNet(RecurrentSpec(cell="gru", hidden_size=4), 2, 1), baseline_prediction=1.0
+    )
+    targets = torch.tensor([[0.5], [1.5], [1.25], [0.25]])  # by hand: (0.25 + 0.25 + 0.0625 + 0.5625) / 4
+    task.update_metrics("val", torch.zeros_like(targets), targets)
+    task.update_metrics(
+        "val", torch.ones(2, 1), torch.tensor([[1.0], [2.0]])
+    )  # weighted by examples: 6 in all
+    assert task.val_baseline.compute().item() == pytest.approx((1.125 + 0.0 + 1.0) / 6)
+    assert task.val_mse.compute().item() == pytest.approx((0.25 + 2.25 + 1.5625 + 0.0625 + 0.0 + 1.0) / 6)
 
 
 def test_inputs_scatter_markers_at_the_given_steps():
