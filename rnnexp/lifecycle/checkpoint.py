@@ -71,6 +71,9 @@ CLASS_PATHS = {
     "ImageCaptioner": "rnnexp.tasks.captioner.ImageCaptioner",
     "CharSeq2Seq": "rnnexp.models.char_seq2seq.CharSeq2Seq",
     "CaptionNet": "rnnexp.models.caption_net.CaptionNet",
+    "TextClassifier": "rnnexp.tasks.text_classifier.TextClassifier",
+    "TokenTagger": "rnnexp.tasks.tagger.TokenTagger",
+    "TokenRecurrentNet": "rnnexp.models.token_net.TokenRecurrentNet",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {
