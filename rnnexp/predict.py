@@ -37,7 +37,7 @@ def predict(net: TokenRecurrentNet, text: str, top: int = 1) -> list[str]:
         raise ConfigError(f"top={top!r} must be a positive integer (the number of classes printed).")
     ids, lengths, tokens = net.encode([text])
     if int(lengths[0]) == 0:
-        raise ConfigError(f"text={text!r} has no tokens; pass some text, e.g. text=\"Shares fell sharply\".")
+        raise ConfigError(f'text={text!r} has no tokens; pass some text, e.g. text="Shares fell sharply".')
     device = next(net.parameters()).device
     logits = net.eval()(ids.to(device), lengths=lengths)
     if net.per_step:
@@ -45,7 +45,9 @@ def predict(net: TokenRecurrentNet, text: str, top: int = 1) -> list[str]:
         return [f"{token}\t{net.labels[tag]}" for token, tag in zip(tokens[0], tags, strict=True)]
     probabilities = logits[0].softmax(dim=-1)
     best = probabilities.topk(min(top, len(net.labels)))
-    return [f"{net.labels[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)]
+    return [
+        f"{net.labels[i]}\t{p:.4f}" for p, i in zip(best.values.tolist(), best.indices.tolist(), strict=True)
+    ]
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="predict")

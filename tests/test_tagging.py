@@ -76,7 +76,9 @@ def test_conllu_and_two_column_files_read_the_same_sentences(tmp_path):
                          (write_columns(tmp_path / "t.txt", sentences), 1)):  # fmt: skip
         dm = Tagging(path=str(path), tag_column=column, min_freq=1)
         dm.setup("fit")
-        read.append((dm.class_names, dm.vocab.tokens, [dm.datasets[s].tensors for s in ("train", "val", "test")]))
+        read.append(
+            (dm.class_names, dm.vocab.tokens, [dm.datasets[s].tensors for s in ("train", "val", "test")])
+        )
     assert read[0][0] == ["ADJ", "DET", "NOUN", "PUNCT", "VERB"]
     for other in read[1:]:
         assert other[:2] == read[0][:2]
@@ -93,7 +95,9 @@ def test_conllu_and_two_column_files_read_the_same_sentences(tmp_path):
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_padding_never_changes_a_tag(cell, bidirectional):
     torch.manual_seed(0)
-    task = TokenTagger(token_net(cell, "last", bidirectional, per_step=True), log_figures=False).double().eval()
+    task = (
+        TokenTagger(token_net(cell, "last", bidirectional, per_step=True), log_figures=False).double().eval()
+    )
     ids = padded_ids()
     batched = task(ids, LENGTHS)
     for row, n in enumerate(LENGTHS.tolist()):
@@ -163,9 +167,21 @@ def test_cli_run_and_predict_tags_next_to_tokens(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     ckpt = results["best_ckpt_path"]
-    out = run("-m", "rnnexp.predict", f"ckpt_path={ckpt}", "text='the old zebra likes a fish .'", cwd=tmp_path)
+    out = run(
+        "-m", "rnnexp.predict", f"ckpt_path={ckpt}", "text='the old zebra likes a fish .'", cwd=tmp_path
+    )
     assert out.returncode == 0, out.stderr
     pairs = [line.split("\t") for line in out.stdout.splitlines()]
-    assert [w for w, _ in pairs] == "the old zebra likes a fish .".split()  # an unknown word gets a tag too
-    assert pairs == [line.split("\t") for line in predict(load_token_model(ckpt), "the old zebra likes a fish .")]
+    assert [w for w, _ in pairs] == [
+        "the",
+        "old",
+        "zebra",
+        "likes",
+        "a",
+        "fish",
+        ".",
+    ]  # an unknown word gets a tag too
+    assert pairs == [
+        line.split("\t") for line in predict(load_token_model(ckpt), "the old zebra likes a fish .")
+    ]
     assert [t for _, t in pairs][:2] == ["DET", "ADJ"] and pairs[-1][1] == "PUNCT"

@@ -99,7 +99,9 @@ def tagging_cases(tmp: Path) -> list[tuple[list[str], str]]:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("subset", ["the file cases the issue names", pytest.param("all", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "subset", ["the file cases the issue names", pytest.param("all", marks=pytest.mark.slow)]
+)
 def test_every_bad_text_file_or_value_is_refused_in_one_paragraph_naming_it(tmp_path, subset):
     table = [*text_cases(tmp_path), *tagging_cases(tmp_path)]
     if subset != "all":  # a missing column, an empty file, one class, a label only in test, a broken line

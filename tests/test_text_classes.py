@@ -24,11 +24,11 @@ from rnnexp.training import train
 from tests.conftest import ROOT
 
 TOPICS = {
-    "sport": "goal match team coach win league player score".split(),
-    "tech": "computer chip software phone data network code robot".split(),
-    "food": "bread cheese cook soup recipe taste oven salad".split(),
+    "sport": ["goal", "match", "team", "coach", "win", "league", "player", "score"],
+    "tech": ["computer", "chip", "software", "phone", "data", "network", "code", "robot"],
+    "food": ["bread", "cheese", "cook", "soup", "recipe", "taste", "oven", "salad"],
 }
-FILLER = "the a of and to in is was it on with for that this".split()
+FILLER = ["the", "a", "of", "and", "to", "in", "is", "was", "it", "on", "with", "for", "that", "this"]
 
 
 def topic_rows(count: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -124,7 +124,9 @@ LENGTHS = torch.tensor([5, 2, 7, 1])
 
 def padded_ids(seed: int = 0) -> torch.Tensor:
     """Real word ids everywhere, also after each row's end: padding would show if it were read."""
-    return torch.randint(2, 22, (len(LENGTHS), int(LENGTHS.max())), generator=torch.Generator().manual_seed(seed))
+    return torch.randint(
+        2, 22, (len(LENGTHS), int(LENGTHS.max())), generator=torch.Generator().manual_seed(seed)
+    )
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -65,7 +65,9 @@ def check_conllu_lines(path: Path, text: str, tag_field: int) -> None:
         if len(fields) != 10:
             problem = f"has {len(fields)} tab-separated fields, CoNLL-U token lines have 10"
         elif not CONLLU_ID.match(fields[0]):
-            problem = f"has the ID {fields[0]!r}, not a word number (1, 2, ...), range (1-2) or empty node (1.1)"
+            problem = (
+                f"has the ID {fields[0]!r}, not a word number (1, 2, ...), range (1-2) or empty node (1.1)"
+            )
         elif fields[0].isdigit() and fields[tag_field] in ("", "_"):
             problem = f"has no {CONLLU_FIELDS[tag_field]} (the tag column, datamodule.tag_column)"
         if problem:
@@ -160,8 +162,10 @@ class Tagging(TensorDataModule):
                 f"datamodule.tag_column={tag_column!r} is not a CoNLL-U field; choose one of "
                 f"{list(CONLLU_FIELDS[2:])} (upos: universal part of speech)."
             )
-        if fmt == "columns" and tag_column is not None and (
-            isinstance(tag_column, bool) or not isinstance(tag_column, int) or tag_column == 0
+        if (
+            fmt == "columns"
+            and tag_column is not None
+            and (isinstance(tag_column, bool) or not isinstance(tag_column, int) or tag_column == 0)
         ):
             raise ConfigError(
                 f"datamodule.tag_column={tag_column!r}: a two-column file's tag column is a column index "
@@ -173,7 +177,9 @@ class Tagging(TensorDataModule):
             check_count("max_size", max_size, 1)
         # Tokens are given by the file: prediction reads whitespace-separated tokens the same way.
         self.tokenizer = Tokenizer("whitespace", lowercase, None, "head")
-        split_sizes(1000, val_fraction if val_path is None else 0.0, test_fraction if test_path is None else 0.0)
+        split_sizes(
+            1000, val_fraction if val_path is None else 0.0, test_fraction if test_path is None else 0.0
+        )
         self.save_hyperparameters(logger=False)
         self.format = fmt
         self.vocab: TokenVocabulary | None = None
@@ -197,7 +203,11 @@ class Tagging(TensorDataModule):
         drawn = [name for name in ("val", "test") if name not in given]
         sizes = split_sizes(len(main.tokens), *(fractions[n] if n in drawn else 0.0 for n in ("val", "test")))
         order = torch.randperm(len(main.tokens), generator=torch.Generator().manual_seed(hp.seed)).tolist()
-        bounds = {"train": (0, sizes[0]), "val": (sizes[0], sizes[0] + sizes[1]), "test": (sizes[0] + sizes[1], None)}
+        bounds = {
+            "train": (0, sizes[0]),
+            "val": (sizes[0], sizes[0] + sizes[1]),
+            "test": (sizes[0] + sizes[1], None),
+        }
         result = {}
         for name in ("train", *drawn):
             rows = order[slice(*bounds[name])]
@@ -226,7 +236,9 @@ class Tagging(TensorDataModule):
                     )
         self.class_names = tag_set
         tag_of = {tag: i for i, tag in enumerate(tag_set)}
-        words = {name: [self.tokenizer.cut(self.lower(s)) for s in data.tokens] for name, data in splits.items()}
+        words = {
+            name: [self.tokenizer.cut(self.lower(s)) for s in data.tokens] for name, data in splits.items()
+        }
         self.vocab = TokenVocabulary.build(words["train"], hp.min_freq, hp.max_size)
         for name, data in splits.items():
             if data.tokens:
@@ -234,8 +246,12 @@ class Tagging(TensorDataModule):
                 tags = pad_targets([[tag_of[t] for t in s] for s in data.tags], ids.shape[1])
                 self.datasets[name] = TensorBatchDataset(ids, tags, lengths)
         if "val" not in self.datasets:
-            raise DataError("The validation split is empty; raise datamodule.val_fraction or set datamodule.val_path.")
-        known = sum(int((ids > TokenVocabulary.unknown_id).sum()) for ids in [self.datasets["val"].tensors[0]])
+            raise DataError(
+                "The validation split is empty; raise datamodule.val_fraction or set datamodule.val_path."
+            )
+        known = sum(
+            int((ids > TokenVocabulary.unknown_id).sum()) for ids in [self.datasets["val"].tensors[0]]
+        )
         total = int(self.datasets["val"].tensors[2].sum())
         log.info(
             "%d sentences (train/val/test %s), %d tags, vocabulary of %d words; %.1f%% of validation tokens "

@@ -25,8 +25,22 @@ from rnnexp.errors import ConfigError, DataError
 log = logging.getLogger(__name__)
 
 FORMATS = ("auto", "csv", "tsv", "jsonl", "folder")
-SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
-SPLIT_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "dev": "val", "test": "test"}
+SUFFIXES = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
+SPLIT_NAMES = {
+    "train": "train",
+    "val": "val",
+    "valid": "val",
+    "validation": "val",
+    "dev": "val",
+    "test": "test",
+}
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
@@ -55,38 +69,49 @@ def file_format(path: Path, configured: str) -> str:
     return found
 
 
-def read_folder(path: Path) -> LabelledTexts:
-    """``<path>/<class>/*.txt``: the sub-folder's name is the label of each of its files."""
+def read_folder(path: Path, encoding_errors: str = "strict") -> LabelledTexts:
+    """``<path>/<class>/*.txt``: the sub-folder's name is the label of each of its files. Bytes that are not
+    UTF-8 refuse the file (``encoding_errors="strict"``) or read as U+FFFD (``"replace"``, with a warning)."""
     classes = sorted(p for p in path.iterdir() if p.is_dir())
     if not classes:
         raise DataError(
             f"Folder {path} has no sub-folders; the folder format reads one sub-folder of .txt files per "
             "class (<path>/<class>/*.txt). Pass such a folder, or a CSV/TSV/JSON-lines file."
         )
-    texts, labels, where = [], [], []
+    texts, labels, where, replaced = [], [], [], []
     for folder in classes:
         files = sorted(folder.glob("*.txt"))
         if not files:
             raise DataError(f"Class folder {folder} holds no .txt files; add its texts or remove the folder.")
         for file in files:
+            raw = file.read_bytes()
             try:
-                texts.append(file.read_text(encoding="utf-8"))
+                texts.append(raw.decode("utf-8"))
             except UnicodeDecodeError as err:
-                raise DataError(
-                    f"{file} is not UTF-8 text (byte {err.start}); convert it to UTF-8 or remove it."
-                ) from None
+                if encoding_errors == "strict":
+                    raise DataError(
+                        f"{file} is not UTF-8 text (byte {err.start}); convert it to UTF-8, remove it, or set "
+                        "datamodule.encoding_errors=replace to read its bad bytes as U+FFFD."
+                    ) from None
+                texts.append(raw.decode("utf-8", errors="replace"))
+                replaced.append(str(file))
             labels.append(folder.name)
             where.append(str(file))
+    if replaced:
+        log.warning("%d files are not UTF-8; their bad bytes read as U+FFFD: %s", len(replaced), replaced[:5])
     return LabelledTexts(texts, labels, None, where)
 
 
-def read_table(path: Path, fmt: str, text: str, label: str, split_column: str | None) -> LabelledTexts:
-    """A CSV, TSV or JSON-lines file with (at least) the ``text`` and ``label`` columns."""
+def read_table(
+    path: Path, fmt: str, text: str, label: str, split_column: str | None, encoding_errors: str = "strict"
+) -> LabelledTexts:
+    """A UTF-8 CSV, TSV or JSON-lines file with (at least) the ``text`` and ``label`` columns."""
     try:
         if fmt == "jsonl":
-            frame = pd.read_json(path, lines=True, dtype=False)
+            frame = pd.read_json(path, lines=True, dtype=False, encoding_errors=encoding_errors)
         else:
-            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False)
+            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
+                                encoding_errors=encoding_errors)  # fmt: skip
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
@@ -177,6 +202,7 @@ class TextClasses(TensorDataModule):
         text: str = "text",
         label: str = "label",
         split_column: str | None = "split",
+        encoding_errors: str = "strict",
         tokens: str = "word",
         lowercase: bool = True,
         min_freq: int = 1,
@@ -199,6 +225,8 @@ class TextClasses(TensorDataModule):
         for key, value in (("text", text), ("label", label)):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"datamodule.{key}={value!r} must be a column name.")
+        if encoding_errors not in ("strict", "replace"):
+            raise ConfigError(f"datamodule.encoding_errors={encoding_errors!r} must be strict or replace.")
         check_count("min_freq", min_freq, 1)
         check_count("batch_size", batch_size, 1)
         if max_size is not None:
@@ -219,10 +247,10 @@ class TextClasses(TensorDataModule):
         if fmt == "folder":
             if not path.is_dir():
                 raise DataError(f"{path} is not a folder, but datamodule.format=folder reads one.")
-            return read_folder(path)
+            return read_folder(path, hp.encoding_errors)
         if path.is_dir():
             raise DataError(f"{path} is a folder, but datamodule.format={fmt} reads a file.")
-        return read_table(path, fmt, hp.text, hp.label, hp.split_column)
+        return read_table(path, fmt, hp.text, hp.label, hp.split_column, hp.encoding_errors)
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

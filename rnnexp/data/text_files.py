@@ -30,5 +30,7 @@ def resolve_data_path(path: str | Path) -> Path:
         name = str(file)
         if name == inner or name.startswith(inner + "/"):
             located = Path(file.locate())
-            return located if name == inner else Path(str(located)[: len(str(located)) - len(name) + len(inner)])
+            return (
+                located if name == inner else Path(str(located)[: len(str(located)) - len(name) + len(inner)])
+            )
     raise DataError(f"{text}: the installed package {distribution!r} has no file or folder {inner!r}.")

@@ -124,9 +124,7 @@ class TokenVocabulary:
         One lookup pass over all tokens, scattered into place by a mask."""
         lengths = torch.tensor([len(s) for s in sequences], dtype=torch.long)
         width = int(lengths.max()) if len(sequences) else 0
-        flat = np.fromiter(
-            (self.index.get(t, self.unknown_id) for s in sequences for t in s), dtype=np.int64
-        )
+        flat = np.fromiter((self.index.get(t, self.unknown_id) for s in sequences for t in s), dtype=np.int64)
         padded = torch.full((len(sequences), width), self.pad_id, dtype=torch.long)
         padded[torch.arange(width) < lengths[:, None]] = torch.from_numpy(flat)
         return padded, lengths

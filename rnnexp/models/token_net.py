@@ -59,6 +59,8 @@ class TokenRecurrentNet(nn.Module):
     def forward(
         self, ids: torch.Tensor, hidden: Hidden | None = None, lengths: torch.Tensor | None = None
     ) -> torch.Tensor:
+        if lengths is not None and not self.per_step and bool((lengths == ids.shape[1]).all()):
+            lengths = None  # no row is padded: the unpacked path computes the same, without packing's cost
         return self.recurrent(self.embedding(ids), hidden, lengths)
 
     def encode(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor, list[list[str]]]:

@@ -45,7 +45,9 @@ class TextClassifier(SequenceClassifier):
     ):
         super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
         if class_weights not in CLASS_WEIGHTS:
-            raise ConfigError(f"task.class_weights={class_weights!r} is unknown; choose one of {list(CLASS_WEIGHTS)}.")
+            raise ConfigError(
+                f"task.class_weights={class_weights!r} is unknown; choose one of {list(CLASS_WEIGHTS)}."
+            )
         f1 = MulticlassF1Score(net.output_size, average="macro", validate_args=False)
         self.train_f1, self.val_f1, self.test_f1 = f1.clone(), f1.clone(), f1.clone()
         # Filled from the training split's class counts in setup; not saved (the data decides it).
