@@ -209,3 +209,14 @@ def test_a_checkpoint_of_another_kind_is_refused_by_predict():
     text_checkpoint = ROOT / "tests" / "fixtures" / "layout_v0" / "text_lstm_epoch1.ckpt"
     with pytest.raises(DataError, match=r"holds a CharRNN .*datamodule=text_classes or tagging"):
         load_token_model(text_checkpoint)
+
+
+def test_a_package_path_names_data_an_installed_package_ships():
+    from rnnexp.data.text_files import resolve_data_path
+    from rnnexp.errors import DataError
+
+    folder = resolve_data_path("package:conllu/conllu")  # conllu is a dependency: always installed
+    assert folder.is_dir() and (folder / "__init__.py").is_file()
+    assert resolve_data_path("package:conllu/conllu/__init__.py") == folder / "__init__.py"
+    with pytest.raises(DataError, match="has no file or folder 'conllu/nothing'"):
+        resolve_data_path("package:conllu/conllu/nothing")
