@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rnnexp.data.tagging import Tagging
-from rnnexp.predict import load_token_model, predict
+from rnnexp.lifecycle.checkpoint import load_token_model
+from rnnexp.models.token_prediction import predict_lines as predict
 from rnnexp.tasks.tagger import TokenTagger
 from rnnexp.training import train
 from tests.test_text_classes import LENGTHS, padded_ids, run, token_net

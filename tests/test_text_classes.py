@@ -16,9 +16,10 @@ import torch
 
 from rnnexp.data.text_classes import TextClasses
 from rnnexp.data.tokens import Tokenizer, TokenVocabulary
+from rnnexp.lifecycle.checkpoint import load_token_model
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.token_net import TokenRecurrentNet
-from rnnexp.predict import load_token_model, predict
+from rnnexp.models.token_prediction import predict_lines as predict
 from rnnexp.tasks.text_classifier import TextClassifier, balanced_weights
 from rnnexp.training import train
 from tests.conftest import ROOT
