@@ -25,7 +25,7 @@ def test_an_optuna_search_runs_and_is_reviewed(datamodule, tmp_path):
         path = write_conllu(tmp_path / "train.conllu", tagged_sentences(120))
     sweep = tmp_path / "sweep"
     proc = run_cli("-m", f"hparams_search={datamodule}_optuna", f"datamodule.path={path}", *TINY,
-                   f"hydra.sweep.dir={sweep}")  # fmt: skip
+                   f"hydra.sweep.dir={sweep}", timeout=1200)  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = optuna.load_study(study_name=f"{datamodule}_optuna", storage=f"sqlite:///{sweep / 'optuna.db'}")
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
