@@ -16,7 +16,8 @@ TINY = ["hydra.sweeper.n_trials=2", "hydra.sweeper.params=null", "model=gru", "m
         "trainer.enable_model_summary=false", "datamodule.min_freq=1"]  # fmt: skip
 
 
-@pytest.mark.slow  # two trials and a review: a few minutes on a loaded machine
+@pytest.mark.slow  # two trials and a review: a few minutes, 15+ on a machine at load 25
+@pytest.mark.timeout(2400)
 @pytest.mark.parametrize("datamodule", ["text_classes", "tagging"])
 def test_an_optuna_search_runs_and_is_reviewed(datamodule, tmp_path):
     if datamodule == "text_classes":
