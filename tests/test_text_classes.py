@@ -221,3 +221,15 @@ def test_a_package_path_names_data_an_installed_package_ships():
     assert resolve_data_path("package:conllu/conllu/__init__.py") == folder / "__init__.py"
     with pytest.raises(DataError, match="has no file or folder 'conllu/nothing'"):
         resolve_data_path("package:conllu/conllu/nothing")
+
+
+@pytest.mark.parametrize(
+    ("experiment", "task"),
+    [("bbc_news_topics", "TextClassifier"), ("turkish_web_pos", "TokenTagger")],
+)
+def test_the_text_recipes_compose_and_pass_the_checks(make_cfg, experiment, task):
+    from rnnexp.config.checks import check_config
+
+    cfg = make_cfg(f"experiment={experiment}")
+    check_config(cfg)
+    assert cfg.task._target_.endswith(task) and cfg.datamodule.path.startswith("package:")
