@@ -16,6 +16,7 @@ import hydra
 import torch
 from omegaconf import DictConfig, ListConfig
 
+from rnnexp.config.cadence import check_validation_consumers
 from rnnexp.config.values import (
     fail,
     is_int,
@@ -64,6 +65,7 @@ def check_config(cfg: DictConfig) -> None:
         for name, node in (cfg.get(group) or {}).items():
             if isinstance(node, DictConfig) and "_target_" in node:
                 check_node(f"{group}.{name}", node, rules)
+    check_validation_consumers(cfg)
     for key in ("test", "print_config"):
         require_bool(key, cfg.get(key, False))
 
