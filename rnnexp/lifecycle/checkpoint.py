@@ -45,6 +45,7 @@ from rnnexp.errors import DataError
 if TYPE_CHECKING:
     from rnnexp.models.char_rnn import CharRNN
     from rnnexp.models.char_seq2seq import CharSeq2Seq
+    from rnnexp.models.token_net import TokenRecurrentNet
     from rnnexp.tasks.base import SequenceTask
 
 IDENTITY = "rnnexp"
@@ -73,6 +74,9 @@ CLASS_PATHS = {
     "CaptionNet": "rnnexp.models.caption_net.CaptionNet",
     "ValueRegressor": "rnnexp.tasks.value_regressor.ValueRegressor",
     "CopyMemoryClassifier": "rnnexp.tasks.copy_memory.CopyMemoryClassifier",
+    "TextClassifier": "rnnexp.tasks.text_classifier.TextClassifier",
+    "TokenTagger": "rnnexp.tasks.tagger.TokenTagger",
+    "TokenRecurrentNet": "rnnexp.models.token_net.TokenRecurrentNet",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {
@@ -276,4 +280,11 @@ def load_translation_model(path: str | Path, map_location: str | torch.device = 
     """The network of a ``datamodule=char_pairs`` run's checkpoint."""
     return load_net_of_kind(
         path, "CharSeq2Seq", "character sequence-to-sequence model", "char_pairs", map_location
+    )
+
+
+def load_token_model(path: str | Path, map_location: str | torch.device = "cpu") -> TokenRecurrentNet:
+    """The network of a ``datamodule=text_classes`` or ``datamodule=tagging`` run's checkpoint."""
+    return load_net_of_kind(
+        path, "TokenRecurrentNet", "text classifier or tagger", "text_classes or tagging", map_location
     )
