@@ -242,6 +242,9 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seq
     """A ready-to-use task (eval mode) from an rnnexp checkpoint; no optimizer is attached."""
     checkpoint = read_checkpoint(path)
     identity = checkpoint[IDENTITY]
+    from rnnexp.models.cell_contract import check_checkpoint_cell  # the cell's path, checked before any import
+
+    check_checkpoint_cell(identity.get("net", {}).get("spec", {}).get("cell"), path)
     task_class = resolve_class(identity["task"], path)
     net_class = resolve_class(identity.get("net_class", "RecurrentNet"), path)
     net = net_class.from_description(identity["net"])
