@@ -17,10 +17,14 @@ from hydra_plugins.rnnexp_optuna_sweeper.search_space import search_space
 from rnnexp.cells.mingru import MinGRU
 from rnnexp.cells.minlstm import MinLSTM
 from rnnexp.errors import ConfigError
-from rnnexp.lifecycle.checkpoint import IDENTITY
+from rnnexp.lifecycle.checkpoint import IDENTITY, load_char_model, load_task
 from rnnexp.models.cell_layer import CellLayer, step_loop
 from rnnexp.models.recurrent import RecurrentSpec, build_recurrent_layer
+from rnnexp.models.sampling import sample
+from rnnexp.training import compose_config, train
 from tests.conftest import ROOT
+from tests.resilience import TINY_RUN, fault, run_cli, same_results
+from tests.test_text_training import unigram_entropy_nats, write_word_corpus
 
 USER_CELL = "tests.test_cells.SlowFastCell"
 
@@ -270,3 +274,65 @@ def test_model_cell_composes_and_is_a_searchable_choice(make_cfg):
 
 def results_of(run_dir) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+# ---- the user's cell through every task ------------------------------------------------------------------------
+
+USE_CELL = [f"model.cell={USER_CELL}", "model.nonlinearity=null", "+model.cell_options.decay=0.8"]
+QUIET = ["+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "print_config=false"]
+NO_BAR = ["~callbacks.progress_bar", "task.log_figures=false"]
+
+
+def test_a_user_cell_trains_through_the_cli_on_sine_and_its_checkpoint_predicts(tmp_path):
+    run_dir = tmp_path / "run"
+    run = run_cli(
+        *USE_CELL, *QUIET, *NO_BAR, "model.hidden_size=16", "datamodule.num_sequences=1024", "datamodule.seq_len=32",
+        "datamodule.batch_size=32", "trainer.max_epochs=5", "optimizer.lr=2e-2", "callbacks.early_stopping=null",
+        f"hydra.run.dir={run_dir}",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = results_of(run_dir)
+    assert results["test"]["test/mse"] < 0.1  # cos x has variance 0.5: predicting its mean scores 0.5
+    task = load_task(results["best_ckpt_path"])
+    assert type(task.net.rnn.cells[0]) is SlowFastCell and task.net.rnn.cells[0].decay == 0.8
+    assert task.net.spec.cell == USER_CELL  # the checkpoint records the class path
+
+
+@pytest.mark.slow
+def test_a_user_cell_run_killed_mid_epoch_resumes_to_bit_identical_results(tmp_path):
+    overrides = [*TINY_RUN, *USE_CELL, "datamodule.tbptt=true"]  # carried 3-part state across batches, too
+    reference, _ = train(compose_config(overrides, tmp_path / "reference"))
+    run_dir = tmp_path / "run"
+    killed = run_cli(*overrides, f"hydra.run.dir={run_dir}", *fault("SignalAtStep", step=13))
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    carried = torch.load(run_dir / "checkpoints" / "step0000010.ckpt", weights_only=True)["carried_hidden"]
+    assert [tuple(part.shape) for part in carried["parts"]] == [(1, 2, 8, 8), (1, 2, 8, 8), (1, 2, 8, 1)]
+    results, _ = train(compose_config([*overrides, "ckpt_path=last"], run_dir))
+    assert same_results(results, reference), (results, reference)
+
+
+def test_a_user_cell_language_model_carries_its_state_and_generates_text(tmp_path):
+    corpus = write_word_corpus(tmp_path / "words.txt", lines=300)
+    overrides = [*USE_CELL, *QUIET, "datamodule=text", f"datamodule.path={corpus}", "model.hidden_size=32",
+                 "datamodule.batch_size=16", "datamodule.seq_len=32", "task.embedding_dim=16",
+                 "trainer.max_epochs=2", "optimizer.lr=1e-2", "callbacks=model_checkpoint"]  # fmt: skip
+    results, objects = train(compose_config(overrides, tmp_path / "run"))
+    assert [p.shape[-1] for p in objects["task"].carried["train"]] == [32, 32, 1]  # carried across batches
+    assert results["val"]["val/loss_best"] < 0.8 * unigram_entropy_nats(corpus.read_text())
+    net = load_char_model(results["best_ckpt_path"])
+    text = sample(net, "the cat", 40, temperature=0.8, seed=5)
+    assert len(text) == 40 and text == sample(net, "the cat", 40, temperature=0.8, seed=5)
+
+
+def test_a_user_cell_is_the_encoder_and_decoder_of_seq2seq_and_forecasting(tmp_path):
+    pairs = [*USE_CELL, *QUIET, "callbacks=none", "datamodule=char_pairs", "datamodule.task=reverse",
+             "datamodule.num_pairs=1200", "datamodule.min_length=2", "datamodule.max_length=4",
+             "datamodule.alphabet=abcdef", "datamodule.batch_size=32", "model.hidden_size=48",
+             "model.bidirectional=true", "task.embedding_dim=16", "trainer.max_epochs=6", "optimizer.lr=1e-2",
+             "~scheduler", "trainer.num_sanity_val_steps=0"]  # fmt: skip
+    results, objects = train(compose_config(pairs, tmp_path / "pairs"))
+    net = objects["task"].net
+    assert type(net.encoder.cells[1]) is SlowFastCell and type(net.decoder.rnn.rnn.cells[0]) is SlowFastCell
+    assert results["test"]["test/exact_match"] > 0.3  # chance: 1 in ~6^3
+    forecast = [*USE_CELL, *QUIET, *NO_BAR, "datamodule=sine_forecast", "trainer=debug", "model.hidden_size=8",
+                "model.bidirectional=true", "model.num_layers=2"]  # fmt: skip
+    results, objects = train(compose_config(forecast, tmp_path / "forecast"))
+    assert objects["task"].net.decoder.rnn.cells[0].__class__ is SlowFastCell
