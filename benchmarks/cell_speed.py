@@ -25,7 +25,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from rnnexp.models.cell_layer import CellLayer, step_loop
+from rnnexp.models.cell_layer import CellLayer
 from rnnexp.models.recurrent import RecurrentSpec, build_recurrent_layer
 
 CELLS = ("gru", "lstm", "reference_rnn", "reference_gru", "reference_lstm", "indrnn", "mingru", "minlstm")
@@ -123,7 +123,9 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--input-size", type=int, default=8)
     parser.add_argument("--hidden-size", type=int, default=64)
-    parser.add_argument("--steps", type=int, default=4, help="training steps timed at T=64 (fewer at longer T)")
+    parser.add_argument(
+        "--steps", type=int, default=4, help="training steps timed at T=64 (fewer at longer T)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")

@@ -114,7 +114,9 @@ class StepOnly(nn.Module):
 @pytest.mark.parametrize("path", ["sequence", "steps"])
 def test_reference_cells_equal_the_fused_modules(kind, layers, bidirectional, path):
     torch.manual_seed(0)
-    spec = RecurrentSpec(cell=f"reference_{kind}", hidden_size=6, num_layers=layers, bidirectional=bidirectional)
+    spec = RecurrentSpec(
+        cell=f"reference_{kind}", hidden_size=6, num_layers=layers, bidirectional=bidirectional
+    )
     layer = build_recurrent_layer(spec, 4).double()
     fused = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind](
         4, 6, num_layers=layers, bidirectional=bidirectional, batch_first=True
@@ -135,7 +137,9 @@ def test_reference_cells_equal_the_fused_modules(kind, layers, bidirectional, pa
             fused_out, _ = pad_packed_sequence(fused_out, batch_first=True)
             assert torch.equal(ours_lengths, lengths)
         torch.testing.assert_close(ours_out, fused_out, rtol=0, atol=1e-6)
-        for ours, theirs in zip(*(h if isinstance(h, tuple) else (h,) for h in (ours_h, fused_h)), strict=True):
+        for ours, theirs in zip(
+            *(h if isinstance(h, tuple) else (h,) for h in (ours_h, fused_h)), strict=True
+        ):
             torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-6)
 
 
@@ -274,6 +278,8 @@ def test_model_cell_composes_and_is_a_searchable_choice(make_cfg):
 
 def results_of(run_dir) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
 # ---- the user's cell through every task ------------------------------------------------------------------------
 
 USE_CELL = [f"model.cell={USER_CELL}", "model.nonlinearity=null", "+model.cell_options.decay=0.8"]

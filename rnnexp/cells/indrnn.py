@@ -27,8 +27,14 @@ class IndRNNCell(nn.Module):
     ):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity={nonlinearity!r} is unknown; choose one of {list(NONLINEARITIES)}")
-        if isinstance(recurrent_max, bool) or not isinstance(recurrent_max, int | float) or recurrent_max <= 0:
+            raise ValueError(
+                f"nonlinearity={nonlinearity!r} is unknown; choose one of {list(NONLINEARITIES)}"
+            )
+        if (
+            isinstance(recurrent_max, bool)
+            or not isinstance(recurrent_max, int | float)
+            or recurrent_max <= 0
+        ):
             raise ValueError(f"recurrent_max={recurrent_max!r} must be a positive number")
         self.hidden_size, self.recurrent_max = hidden_size, float(recurrent_max)
         self.activation = NONLINEARITIES[nonlinearity]

@@ -40,9 +40,7 @@ class ReferenceGRUCell(nn.Module):
         return (1 - z) * n + z * h
 
     def forward(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.update(
-            x_t @ self.weight_ih.T + self.bias_ih, h @ self.weight_hh.T + self.bias_hh, h
-        )
+        return self.update(x_t @ self.weight_ih.T + self.bias_ih, h @ self.weight_hh.T + self.bias_hh, h)
 
     def sequence(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The same equations over ``x (batch, time, input_size)``, every step's input projection in one

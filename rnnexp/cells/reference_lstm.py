@@ -37,9 +37,7 @@ class ReferenceLSTMCell(nn.Module):
         zeros = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return zeros, zeros.clone()
 
-    def gates(
-        self, gates: torch.Tensor, c: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def gates(self, gates: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Pre-activations ``(batch, 4 hidden)`` and the old cell state → the new ``(h, c)``."""
         i, f, g, o = gates.chunk(4, dim=-1)
         c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

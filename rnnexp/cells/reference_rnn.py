@@ -22,7 +22,9 @@ class ReferenceRNNCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, nonlinearity: str = "tanh"):
         super().__init__()
         if nonlinearity not in NONLINEARITIES:
-            raise ValueError(f"nonlinearity={nonlinearity!r} is unknown; choose one of {list(NONLINEARITIES)}")
+            raise ValueError(
+                f"nonlinearity={nonlinearity!r} is unknown; choose one of {list(NONLINEARITIES)}"
+            )
         self.hidden_size = hidden_size
         self.activation = NONLINEARITIES[nonlinearity]
         self.weight_ih = nn.Parameter(torch.empty(hidden_size, input_size))
@@ -34,9 +36,7 @@ class ReferenceRNNCell(nn.Module):
             nn.init.uniform_(weight, -bound, bound)
 
     def forward(self, x_t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return self.activation(
-            x_t @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh
-        )
+        return self.activation(x_t @ self.weight_ih.T + self.bias_ih + h @ self.weight_hh.T + self.bias_hh)
 
     def sequence(self, x: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x (batch, time, input_size)`` → outputs ``(batch, time, hidden)`` and the last state."""
