@@ -272,8 +272,11 @@ def test_model_cell_composes_and_is_a_searchable_choice(make_cfg):
         cfg = make_cfg(f"model.cell={cell}", "model.hidden_size=8")
         assert cfg.model.cell == cell
     assert make_cfg("model=minlstm").model.cell_options.scan_chunk == 64
-    space, _ = search_space({"model.cell": f"choice(gru, mingru, {USER_CELL})"}, [])
+    # What README's command gives: the sine search with the model group pinned and model.cell searched.
+    searched = {"model": "choice(rnn, lstm, gru)", "model.hidden_size": "choice(16, 32)"}
+    space, fixed = search_space(searched, ["model=gru", f"model.cell=choice(gru,mingru,{USER_CELL})"])
     assert space["model.cell"] == CategoricalDistribution(["gru", "mingru", USER_CELL])
+    assert "model" not in space and fixed == ["model=gru"]
 
 
 def results_of(run_dir) -> dict:
