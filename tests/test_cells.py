@@ -164,6 +164,17 @@ def test_the_parallel_scan_equals_stepping_from_a_random_state_over_2048_steps(c
     assert (unchunked.double() - exact).abs().max() > 10 * chunked_error  # the float32 drift chunks remove
 
 
+def test_under_bf16_autocast_the_scan_runs_in_float32_and_keeps_the_state_dtype():
+    torch.manual_seed(4)
+    cell, x, h0 = MinGRU(4, 16), torch.randn(2, 300, 4), torch.randn(2, 16)
+    with torch.no_grad():
+        exact, _ = step_loop(cell, x, h0, None)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            mixed, last = cell.sequence(x, h0)
+    assert mixed.dtype == last.dtype == torch.float32  # bf16 gates, float32 state: as stepping gives
+    assert (mixed - exact).abs().max() < 0.05  # bf16 gates (8-bit mantissa), no growth along 300 steps
+
+
 def test_gradients_of_the_scan_equal_those_of_stepping():
     torch.manual_seed(2)
     cell = MinLSTM(3, 8).double()
