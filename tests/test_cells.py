@@ -19,12 +19,13 @@ from rnnexp.cells.minlstm import MinLSTM
 from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.checkpoint import IDENTITY, load_char_model, load_task
 from rnnexp.models.cell_layer import CellLayer, step_loop
-from rnnexp.models.recurrent import RecurrentSpec, build_recurrent_layer
+from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec, build_recurrent_layer
 from rnnexp.models.sampling import sample
 from rnnexp.training import compose_config, train
 from tests.conftest import ROOT
 from tests.resilience import TINY_RUN, fault, run_cli, same_results
 from tests.test_text_training import unigram_entropy_nats, write_word_corpus
+from tests.test_variable_length import LENGTHS, padded_batch
 
 USER_CELL = "tests.test_cells.SlowFastCell"
 
@@ -203,6 +204,19 @@ def test_a_padded_batch_gives_each_row_what_it_gives_alone(cell):
         alone_parts = alone_hidden if isinstance(alone_hidden, tuple) else (alone_hidden,)
         for part, alone in zip(parts, alone_parts, strict=True):
             torch.testing.assert_close(part[:, row], alone[:, 0], rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell", ["mingru", "reference_lstm", USER_CELL])
+@pytest.mark.parametrize("pooling", ["last", "mean"])
+def test_padding_never_changes_a_prediction_of_any_cell(cell, pooling):
+    torch.manual_seed(5)
+    spec = RecurrentSpec(cell=cell, hidden_size=6, num_layers=2, bidirectional=True, pooling=pooling)
+    net = RecurrentNet(spec, input_size=3, output_size=4).double().eval()
+    x, lengths = padded_batch(3), LENGTHS
+    batched = net(x, lengths=lengths)
+    alone = torch.cat([net(x[row : row + 1, :length]) for row, length in enumerate(lengths.tolist())])
+    torch.testing.assert_close(batched, alone, rtol=1e-9, atol=1e-9)
+    assert not torch.allclose(net(x), alone)  # without lengths the padding (1e3) is read as data
 
 
 def test_indrnn_keeps_its_recurrent_weight_within_the_bound():
