@@ -370,3 +370,30 @@ def test_a_user_cell_is_the_encoder_and_decoder_of_seq2seq_and_forecasting(tmp_p
                 "model.bidirectional=true", "model.num_layers=2"]  # fmt: skip
     results, objects = train(compose_config(forecast, tmp_path / "forecast"))
     assert objects["task"].net.decoder.rnn.cells[0].__class__ is SlowFastCell
+
+
+def test_the_speed_benchmark_times_every_path_and_divides_by_fused_gru():
+    from benchmarks import cell_speed
+
+    args = [
+        "--cells",
+        "gru",
+        "mingru",
+        "reference_lstm",
+        "--lengths",
+        "8",
+        "16",
+        "--steps",
+        "1",
+        "--repeats",
+        "1",
+    ]
+    text = cell_speed.main(args)
+    rows = [
+        line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "cell" not in line
+    ]
+    paths = {(r[0].strip(), r[1].strip()) for r in rows}
+    assert paths == {("gru", "layer"), ("mingru", "layer"), ("mingru", "steps"), ("reference_lstm", "layer"),
+                     ("reference_lstm", "steps")}  # fmt: skip
+    gru = next(r for r in rows if r[0].strip() == "gru")
+    assert [cell.strip().endswith("(1.0×)") for cell in gru[2:]] == [True, True]
