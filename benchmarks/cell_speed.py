@@ -99,6 +99,7 @@ def measure(args: argparse.Namespace) -> dict[tuple[str, str, int], list[float]]
         for _ in range(args.repeats):  # alternate: load changes hit every path alike
             for (cell, path), (layer, head) in models.items():
                 runs.setdefault((cell, path, length), []).append(time_steps(layer, head, x, y, steps))
+        print(table(runs, [length]), flush=True)  # each length as it is done: a long run shows progress
     return runs
 
 

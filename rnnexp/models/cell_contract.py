@@ -105,7 +105,7 @@ def check_cell(cell: str, hidden_size: int, options: Mapping[str, Any]) -> None:
         module = cls(PROBE_INPUT, hidden_size, **options)
     except Exception as err:
         raise ConfigError(
-            f"{key}: building it as {cls.__name__}(input_size={PROBE_INPUT}, hidden_size={hidden_size}, "
+            f"{key}: building it as {cls.__name__}(input_size, hidden_size={hidden_size}, "
             f"**model.cell_options={dict(options)}) failed ({type(err).__name__}: {err}); a cell's constructor "
             "takes (input_size, hidden_size) and its options as keywords."
         ) from None
