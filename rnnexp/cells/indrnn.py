@@ -55,8 +55,8 @@ class IndRNNCell(nn.Module):
         one matrix product; outputs ``(batch, time, hidden)`` and the last state."""
         projected, u = self.input_weight(x), self.bounded_recurrent_weight()
         outputs = []
-        for t in range(x.shape[1]):
-            h = self.activation(projected[:, t] + u * h)
+        for step in projected.unbind(1):  # unbind: one gradient buffer, not one per step
+            h = self.activation(step + u * h)
             outputs.append(h)
         return torch.stack(outputs, dim=1), h
 

@@ -49,8 +49,8 @@ class ReferenceGRUCell(nn.Module):
             x.shape[0], x.shape[1], -1
         )
         outputs = []
-        for t in range(x.shape[1]):
-            h = self.update(projected[:, t], torch.addmm(self.bias_hh, h, self.weight_hh.T), h)
+        for step in projected.unbind(1):  # unbind: one gradient buffer, not one per step
+            h = self.update(step, torch.addmm(self.bias_hh, h, self.weight_hh.T), h)
             outputs.append(h)
         return torch.stack(outputs, dim=1), h
 

@@ -58,8 +58,8 @@ class ReferenceLSTMCell(nn.Module):
             self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.T
         ).view(x.shape[0], x.shape[1], -1)
         (h, c), outputs = state, []
-        for t in range(x.shape[1]):
-            h, c = self.gates(torch.addmm(projected[:, t], h, self.weight_hh.T), c)
+        for step in projected.unbind(1):  # unbind: one gradient buffer, not one per step
+            h, c = self.gates(torch.addmm(step, h, self.weight_hh.T), c)
             outputs.append(h)
         return torch.stack(outputs, dim=1), (h, c)
 

@@ -44,8 +44,8 @@ class ReferenceRNNCell(nn.Module):
             self.bias_ih + self.bias_hh, x.reshape(-1, x.shape[-1]), self.weight_ih.T
         ).view(x.shape[0], x.shape[1], -1)
         outputs = []
-        for t in range(x.shape[1]):
-            h = self.activation(torch.addmm(projected[:, t], h, self.weight_hh.T))
+        for step in projected.unbind(1):  # unbind: one gradient buffer, not one per step
+            h = self.activation(torch.addmm(step, h, self.weight_hh.T))
             outputs.append(h)
         return torch.stack(outputs, dim=1), h
 

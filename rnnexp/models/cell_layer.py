@@ -49,8 +49,9 @@ def step_loop(
     outputs = []
     active = None if lengths is None else torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None]
     full = x.shape[1] if lengths is None else int(lengths.min())  # steps where every row is real
-    for t in range(x.shape[1]):
-        new = cell(x[:, t], state)
+    # unbind, not x[:, t]: the backward pass of T slices would write T full-size gradient buffers
+    for t, x_t in enumerate(x.unbind(1)):
+        new = cell(x_t, state)
         if t >= full:
             keep = active[:, t, None]
             if isinstance(new, tuple):

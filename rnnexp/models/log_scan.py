@@ -34,7 +34,10 @@ def log_space_scan(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor, c
     """All states ``(batch, time, hidden)`` of ``h_t = exp(log_a_t) h_{t-1} + exp(log_b_t)`` from ``h0
     (batch, hidden)`` (any sign); ``log_a``, ``log_b`` are ``(batch, time, hidden)``."""
     dtype = torch.promote_types(log_a.dtype, h0.dtype)  # what stepping ``a * h + b`` would give
-    if log_a.dtype in (torch.float16, torch.bfloat16):  # mixed precision: exp/log sums need float32's mantissa
+    if log_a.dtype in (
+        torch.float16,
+        torch.bfloat16,
+    ):  # mixed precision: exp/log sums need float32's mantissa
         log_a, log_b, h0 = log_a.float(), log_b.float(), h0.float()
     outputs, h = [], h0
     for start in range(0, log_a.shape[1], chunk):
