@@ -315,6 +315,7 @@ QUIET = ["+trainer.enable_progress_bar=false", "trainer.enable_model_summary=fal
 NO_BAR = ["~callbacks.progress_bar", "task.log_figures=false"]
 
 
+@pytest.mark.slow  # a fresh interpreter: about 15 s on a quiet machine, a minute under load
 def test_a_user_cell_trains_through_the_cli_on_sine_and_its_checkpoint_predicts(tmp_path):
     run_dir = tmp_path / "run"
     run = run_cli(
