@@ -16,8 +16,10 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from hydra_plugins.rnnexp_optuna_sweeper.search_space import search_space
 from rnnexp.cells.mingru import MinGRU
 from rnnexp.cells.minlstm import MinLSTM
+from rnnexp.data.vocab import PairVocabulary
 from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.checkpoint import IDENTITY, load_char_model, load_task
+from rnnexp.models.caption_net import CaptionNet
 from rnnexp.models.cell_layer import CellLayer, step_loop
 from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec, build_recurrent_layer
 from rnnexp.models.sampling import sample
@@ -398,3 +400,16 @@ def test_the_speed_benchmark_times_every_path_and_divides_by_fused_gru():
                      ("reference_lstm", "steps")}  # fmt: skip
     gru = next(r for r in rows if r[0].strip() == "gru")
     assert [cell.strip().endswith("(1.0×)") for cell in gru[2:]] == [True, True]
+
+
+def test_a_user_cell_is_the_captioners_decoder_with_greedy_and_beam_search():
+    torch.manual_seed(6)
+    spec = RecurrentSpec(cell=USER_CELL, hidden_size=8, num_layers=2)
+    net = CaptionNet(spec, PairVocabulary("abcdef"), 6, max_output_length=7, feature_size=16).eval()
+    images = torch.randn(3, 28, 28)
+    state = net.encode(images)  # the image vector bridged into every part of the cell's state
+    assert [tuple(part.shape) for part in state] == [(2, 3, 8), (2, 3, 8), (2, 3, 1)]
+    target = torch.tensor([[3, 4, 2], [5, 2, 0], [6, 7, 2]])
+    assert net(images, target).shape == (3, 3, len(net.vocab))
+    greedy, beam_one = net.generate(images), net.generate(images, beam_size=1)
+    assert greedy.shape == net.generate(images, beam_size=3).shape == (3, 7) and torch.equal(greedy, beam_one)
