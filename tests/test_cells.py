@@ -413,3 +413,18 @@ def test_a_user_cell_is_the_captioners_decoder_with_greedy_and_beam_search():
     assert net(images, target).shape == (3, 3, len(net.vocab))
     greedy, beam_one = net.generate(images), net.generate(images, beam_size=1)
     assert greedy.shape == net.generate(images, beam_size=3).shape == (3, 7) and torch.equal(greedy, beam_one)
+
+
+@pytest.mark.slow
+def test_a_user_cell_trains_under_ddp_on_two_cpu_processes(tmp_path):
+    overrides = [
+        *TINY_RUN,
+        *USE_CELL,
+        "trainer=ddp_cpu",
+        "trainer.strategy=ddp_spawn",
+        "trainer.max_epochs=1",
+    ]
+    results, _ = train(compose_config(overrides, tmp_path / "run"))
+    assert (results["epochs"], results["global_step"]) == (1, 4)  # 32 sequences a rank, batches of 8
+    task = load_task(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert type(task.net.rnn.cells[0]) is SlowFastCell and results["test"]["test/mse"] < 1.0
