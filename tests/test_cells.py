@@ -423,8 +423,9 @@ def test_a_user_cell_trains_under_ddp_on_two_cpu_processes(tmp_path):
         "trainer=ddp_cpu",
         "trainer.strategy=ddp_spawn",
         "trainer.max_epochs=1",
+        "test=false",  # as tests/test_ddp_cpu.py
     ]
     results, _ = train(compose_config(overrides, tmp_path / "run"))
     assert (results["epochs"], results["global_step"]) == (1, 4)  # 32 sequences a rank, batches of 8
     task = load_task(tmp_path / "run" / "checkpoints" / "last.ckpt")
-    assert type(task.net.rnn.cells[0]) is SlowFastCell and results["test"]["test/mse"] < 1.0
+    assert type(task.net.rnn.cells[0]) is SlowFastCell and 0 < results["val"]["val/loss"] < 1.0
