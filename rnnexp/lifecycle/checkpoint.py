@@ -41,6 +41,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnexp.errors import DataError
+from rnnexp.models.cell_contract import check_checkpoint_cell
 
 if TYPE_CHECKING:
     from rnnexp.models.char_rnn import CharRNN
@@ -248,6 +249,8 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seq
     """A ready-to-use task (eval mode) from an rnnexp checkpoint; no optimizer is attached."""
     checkpoint = read_checkpoint(path)
     identity = checkpoint[IDENTITY]
+    # A user's cell is named by its class path: checked before anything is imported for it.
+    check_checkpoint_cell(identity.get("net", {}).get("spec", {}).get("cell"), path)
     task_class = resolve_class(identity["task"], path)
     net_class = resolve_class(identity.get("net_class", "RecurrentNet"), path)
     net = net_class.from_description(identity["net"])
