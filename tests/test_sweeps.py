@@ -27,6 +27,8 @@ SEARCHES = {
     "series_forecast_optuna": "val/mse_best",
     "series_classification_optuna": "val/acc_best",
     "text_optuna": "val/loss_best",
+    "text_classes_optuna": "val/acc_best",
+    "tagging_optuna": "val/acc_best",
 }
 
 

@@ -1,5 +1,6 @@
 """The data: LightningDataModules that keep whole datasets as tensors in memory (SineWaves, MnistRows,
-CharCorpus, CharPairs, ImageCaptions, TimeSeries, SeriesClassification), the batching they share, and the character vocabularies."""
+CharCorpus, CharPairs, ImageCaptions, TextClasses, Tagging, TimeSeries, SeriesClassification), the batching they
+share, and the character vocabularies."""
 
 from rnnexp.data.char_corpus import CharCorpus
 from rnnexp.data.char_pairs import CharPairs
@@ -8,6 +9,8 @@ from rnnexp.data.mnist_rows import MnistRows
 from rnnexp.data.series import TimeSeries
 from rnnexp.data.series_classification import SeriesClassification
 from rnnexp.data.sine import SineWaves
+from rnnexp.data.tagging import Tagging
+from rnnexp.data.text_classes import TextClasses
 
 __all__ = [
     "CharCorpus",
@@ -16,5 +19,7 @@ __all__ = [
     "MnistRows",
     "SeriesClassification",
     "SineWaves",
+    "Tagging",
+    "TextClasses",
     "TimeSeries",
 ]
