@@ -37,8 +37,15 @@ def test_two_trials_in_flight_overlap_and_the_study_has_both(tmp_path):
     for trial in study.trials:
         job = sweep_dir / str(trial.number)
         assert trial.value == json.loads((job / "results.json").read_text())["objective"]
-        # each trial gets its share of the CPU threads
-        assert OmegaConf.load(job / "config.yaml").num_threads == max(1, (os.cpu_count() or 1) // 2)
+    # A trial in flight beside another keeps the thread count of the same run launched alone (issue 23).
+    alone = run_cli(*TINY_SINE, "trainer.max_epochs=1", f"hydra.run.dir={tmp_path / 'alone'}")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    threads = json.loads((tmp_path / "alone" / "results.json").read_text())["environment"]["num_threads"]
+    assert threads == OmegaConf.load(tmp_path / "alone" / "config.yaml").num_threads == 1
+    for trial in study.trials:
+        job = sweep_dir / str(trial.number)
+        assert json.loads((job / "results.json").read_text())["environment"]["num_threads"] == threads
+        assert OmegaConf.load(job / "config.yaml").num_threads == threads
 
 
 @pytest.mark.slow  # two sweeps and four trial processes at once (~1 min on 2 busy cores)
