@@ -51,8 +51,8 @@ CONFIG_CASES = [
     (["optimizer=sgd", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5"),
     (["+optimizer.lrr=0.1"], "optimizer.lrr=0.1"),
     (["optimizer._target_=torch.optim.Nope"], "optimizer._target_='torch.optim.Nope'"),
-    (["scheduler.eta_min=-1"], "scheduler.eta_min=-1"),
-    (["scheduler.T_max=0"], "scheduler.T_max=0"),
+    (["scheduler=cosine", "scheduler.eta_min=-1"], "scheduler.eta_min=-1"),  # sine's default is constant
+    (["scheduler=cosine", "scheduler.T_max=0"], "scheduler.T_max=0"),
     (["scheduler=plateau", "scheduler.factor=2"], "scheduler.factor=2"),
     (["scheduler=plateau", "scheduler.patience=-1"], "scheduler.patience=-1"),
     (["callbacks.early_stopping.patience=-1"], "callbacks.early_stopping.patience=-1"),
