@@ -26,9 +26,14 @@ def span(job_dir: Path) -> tuple[float, float]:
 
 def test_two_trials_in_flight_overlap_and_the_study_has_both(tmp_path):
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli(
-        "-m", *ONE_EPOCH, "hydra.sweeper.n_trials=2", "hydra.sweeper.n_jobs=2", f"hydra.sweep.dir={sweep_dir}"
-    )
+    args = [
+        "-m",
+        *ONE_EPOCH,
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    proc = run_cli(*args, timeout=600)  # ~1 min on a quiet machine; 4-5 min at load 20 (a shared machine)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     study = optuna.load_study(study_name="sine_optuna", storage=f"sqlite:///{sweep_dir / 'optuna.db'}")
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
