@@ -25,6 +25,8 @@ CONFIG_CASES = [
     (["seed=1.5"], "seed=1.5"),
     (["num_threads=0"], "num_threads=0"),
     (["num_threads=two"], "num_threads='two'"),
+    (["replicate_keys=[sed]"], "replicate_keys names 'sed'"),
+    (["replicate_keys=seed"], "replicate_keys='seed'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
     (["trainer.max_epochs=-2"], "trainer.max_epochs=-2"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1"),  # and no other budget: never ends
@@ -37,6 +39,7 @@ CONFIG_CASES = [
     (["trainer.val_check_interval=10"], "trainer.check_val_every_n_epoch=null"),
     (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches=-1"),
     (["trainer.limit_val_batches=2.5"], "trainer.limit_val_batches=2.5"),
+    (["trainer.limit_val_batches=0"], "trainer.limit_val_batches=0"),  # no validation: nothing to judge by
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1"),
     (["trainer.gradient_clip_algorithm=max"], "trainer.gradient_clip_algorithm='max'"),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0"),
@@ -62,6 +65,15 @@ CONFIG_CASES = [
         "callbacks.step_checkpoint.every_n_train_steps=-5",
     ),
     (["callbacks.model_checkpoint.save_top_k=-2"], "callbacks.model_checkpoint.save_top_k=-2"),
+    (["callbacks.model_checkpoint.save_last=true"], "callbacks.model_checkpoint.save_last=True"),
+    (
+        ["+callbacks.model_checkpoint.every_n_train_steps=5"],
+        "callbacks.model_checkpoint.every_n_train_steps=5",
+    ),
+    (
+        ["callbacks.early_stopping.check_on_train_epoch_end=true"],
+        "callbacks.early_stopping.check_on_train_epoch_end=True",
+    ),
     (["callbacks.lr_monitor.logging_interval=hour"], "callbacks.lr_monitor.logging_interval='hour'"),
     (["callbacks.non_finite_loss.action=ignore"], "callbacks.non_finite_loss.action='ignore'"),
     (["+logger.csv.flush_logs_every_n_steps=0"], "logger.csv.flush_logs_every_n_steps=0"),

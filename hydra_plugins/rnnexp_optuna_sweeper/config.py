@@ -74,6 +74,9 @@ class OptunaSweeperConf:
     n_jobs: int = 1  # trials in flight at once on this machine; each keeps the config's num_threads
     max_study_trials: int | None = None  # stop asking once the study holds this many (all workers counted)
     params: dict[str, str] | None = None
+    # Fork each trial's job from a process that imported torch + Lightning once (rnnexp.sweeps.job_processes);
+    # false: `python train.py ...` per trial, as before (pays ~4 s of imports each).
+    preload: bool = True
 
 
 def register() -> None:

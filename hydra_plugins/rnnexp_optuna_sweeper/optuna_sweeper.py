@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from hydra_plugins.rnnexp_optuna_sweeper.search_space import override_value, search_space
 from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.environment import job_threads
+from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
 from rnnexp.sweeps.storage import open_storage
 
 log = logging.getLogger("rnnexp.sweeper")
@@ -42,7 +43,7 @@ TrialState = optuna.trial.TrialState
 @dataclass
 class RunningTrial:
     trial: optuna.trial.Trial
-    process: subprocess.Popen
+    process: subprocess.Popen | JobProcess
     job_dir: Path
     started: float
 
@@ -85,6 +86,7 @@ class OptunaSweeper(Sweeper):
         n_jobs: int,
         max_study_trials: int | None,
         params: dict[str, str] | None,
+        preload: bool = True,
     ) -> None:
         self.sampler = instantiate(sampler) if isinstance(sampler, DictConfig) else sampler
         self.pruner = instantiate(pruner) if isinstance(pruner, DictConfig) else pruner
@@ -95,6 +97,8 @@ class OptunaSweeper(Sweeper):
         self.n_jobs = n_jobs
         self.max_study_trials = max_study_trials
         self.params = dict(params) if params else None
+        self.preload = preload
+        self.context = job_context(preload) if preload else None
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -203,9 +207,15 @@ class OptunaSweeper(Sweeper):
             f"hydra.run.dir={job_dir}",
         ]
         (job_dir / "command.txt").write_text(shlex.join(command) + "\n")
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        with open(job_dir / "output.log", "wb") as output:
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        env = {"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        if self.context is not None:  # forked from the forkserver that imported torch and Lightning once
+            args = (command[1:], job_dir / "output.log", env)
+            process = start_job(self.context, run_command, args, job_dir, [*fixed, *sampled, *plumbing])
+        else:  # a fresh interpreter: pays the imports again
+            with open(job_dir / "output.log", "wb") as output:
+                process = subprocess.Popen(
+                    command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **env}
+                )
         return RunningTrial(trial, process, job_dir, time.time())
 
     def pruner_override(self) -> str:
@@ -219,6 +229,8 @@ class OptunaSweeper(Sweeper):
         return "{" + ",".join(items) + "}"
 
     def finish(self, study: optuna.Study, job: RunningTrial) -> None:
+        if job.process.returncode != 0:  # killed or crashed: failure.json says how, for the review
+            record_exit(job.job_dir, job.process.returncode, time.time() - job.started)
         state, value = trial_outcome(job.job_dir, job.process.returncode)
         if state == TrialState.COMPLETE:
             study.tell(job.trial, value)

@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.validation_clock import is_fit_validation
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,7 @@ class OptunaPruning(pl.Callback):
         return self._trial
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.active or trainer.sanity_checking:
+        if not self.active or not is_fit_validation(trainer):
             return
         value = trainer.callback_metrics.get(self.monitor)
         step, self.validations = self.validations, self.validations + 1
