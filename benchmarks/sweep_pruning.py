@@ -40,12 +40,13 @@ DATA = {
     ],
 }
 MODES = {
-    "serial, no pruning": ["hydra/sweeper/pruner=none", "hydra.sweeper.n_jobs=1"],
+    # Each trial with the machine's 2 threads, as sweeps ran before num_threads defaulted to 1 (issue 23).
+    "serial, no pruning": ["hydra/sweeper/pruner=none", "hydra.sweeper.n_jobs=1", "num_threads=2"],
     # The same with the thread count of the parallel mode: separates thread contention from the other gains.
     "serial, no pruning, 1 thread": [
         "hydra/sweeper/pruner=none",
         "hydra.sweeper.n_jobs=1",
-        "hydra.sweeper.threads_per_trial=1",
+        "num_threads=1",
     ],
     "median pruning, 2 in flight": ["hydra/sweeper/pruner=median", "hydra.sweeper.n_jobs=2"],
 }

@@ -22,6 +22,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from rnnexp.config.checks import check_causality, check_config
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.checkpoint import check_fits
+from rnnexp.lifecycle.environment import apply_threads, run_environment
 from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, strategy_for_launch
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
@@ -147,8 +148,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     output_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
-    if cfg.get("num_threads"):  # an Optuna sweep gives each trial in flight its share of the CPUs
-        torch.set_num_threads(int(cfg.num_threads))
+    apply_threads(cfg.get("num_threads"))  # the config's count, however the run was launched
 
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     experiment = build_experiment(cfg)
@@ -168,8 +168,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
     if trainer.is_global_zero:
         OmegaConf.save(cfg, output_dir / "config.yaml", resolve=True)
+    environment = run_environment(trainer)  # what besides config and seed changes the numbers
     for logger in trainer.loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams({**OmegaConf.to_container(cfg, resolve=True), "environment": environment})
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=resume_from, weights_only=True)
     epochs, global_step = fit_progress(trainer)
@@ -209,6 +210,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         "epochs": epochs,
         "global_step": global_step,
         "duration_s": round(time.time() - started, 2),
+        "environment": environment,
     }
     if pruned_at_validation is not None:
         results["pruned_at_validation"] = pruned_at_validation

@@ -23,6 +23,8 @@ QUIET = ["print_config=false", "trainer.enable_model_summary=false", "~callbacks
 CONFIG_CASES = [
     (["seed=abc"], "seed='abc'"),
     (["seed=1.5"], "seed=1.5"),
+    (["num_threads=0"], "num_threads=0"),
+    (["num_threads=two"], "num_threads='two'"),
     (["replicate_keys=[sed]"], "replicate_keys names 'sed'"),
     (["replicate_keys=seed"], "replicate_keys='seed'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
@@ -52,8 +54,8 @@ CONFIG_CASES = [
     (["optimizer=sgd", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5"),
     (["+optimizer.lrr=0.1"], "optimizer.lrr=0.1"),
     (["optimizer._target_=torch.optim.Nope"], "optimizer._target_='torch.optim.Nope'"),
-    (["scheduler.eta_min=-1"], "scheduler.eta_min=-1"),
-    (["scheduler.T_max=0"], "scheduler.T_max=0"),
+    (["scheduler=cosine", "scheduler.eta_min=-1"], "scheduler.eta_min=-1"),  # sine's default is constant
+    (["scheduler=cosine", "scheduler.T_max=0"], "scheduler.T_max=0"),
     (["scheduler=plateau", "scheduler.factor=2"], "scheduler.factor=2"),
     (["scheduler=plateau", "scheduler.patience=-1"], "scheduler.patience=-1"),
     (["callbacks.early_stopping.patience=-1"], "callbacks.early_stopping.patience=-1"),

@@ -21,7 +21,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from hydra_plugins.rnnexp_optuna_sweeper.optuna_sweeper import job_threads
 from rnnexp.review import main as review
 from rnnexp.sweeps.records import load_sweep
 from rnnexp.training import train
@@ -73,7 +72,7 @@ def test_two_jobs_in_flight_overlap_in_time(killed_sweep):
     for job in (0, 2, 3, 4, 5):
         config = json.loads((sweep_dir / str(job) / "launch.json").read_text())
         assert config["start_method"] == "forkserver"  # forked from the process that imported torch once
-        assert f"num_threads: {job_threads(2, None)}" in (sweep_dir / str(job) / "config.yaml").read_text()
+        assert "num_threads: 1" in (sweep_dir / str(job) / "config.yaml").read_text()  # as a run alone
 
 
 def test_a_sigkilled_job_is_reported_failed_while_the_others_finish(killed_sweep):

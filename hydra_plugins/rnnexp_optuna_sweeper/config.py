@@ -71,8 +71,7 @@ class OptunaSweeperConf:
     # for a shared filesystem); null keeps the study in memory (it cannot be resumed or shared).
     storage: str | None = None
     n_trials: int = 20  # trials this process runs
-    n_jobs: int = 1  # trials in flight at once on this machine
-    threads_per_trial: int | None = None  # torch CPU threads of each trial; null: the CPUs / n_jobs
+    n_jobs: int = 1  # trials in flight at once on this machine; each keeps the config's num_threads
     max_study_trials: int | None = None  # stop asking once the study holds this many (all workers counted)
     params: dict[str, str] | None = None
     # Fork each trial's job from a process that imported torch + Lightning once (rnnexp.sweeps.job_processes);

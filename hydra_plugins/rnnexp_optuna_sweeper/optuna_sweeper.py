@@ -5,8 +5,9 @@ flight (a finished slot is refilled at once).
 Why a process per trial: Hydra's basic launcher runs jobs one after another in this process, and a job
 changes process-wide state (Hydra's config singleton, logging, torch's thread pool). A child process per
 trial keeps each job's run directory, ``.hydra/`` record, ``train.log`` and Hydra callbacks exactly as in a
-single run, lets trials overlap, and gives each its own share of the CPU threads. The trial reaches the job
-as ``optuna_trial.{storage,study_name,number}`` overrides; the job reopens it through the storage to report
+single run, and lets trials overlap; each keeps the config's ``num_threads``, as a run alone does
+(rnnexp.lifecycle.environment.job_threads). The trial reaches the job as
+``optuna_trial.{storage,study_name,number}`` overrides; the job reopens it through the storage to report
 validation values and be pruned (rnnexp.sweeps.pruning).
 """
 
@@ -31,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.rnnexp_optuna_sweeper.search_space import override_value, search_space
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.environment import job_threads
 from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
 from rnnexp.sweeps.storage import open_storage
 
@@ -70,12 +72,6 @@ def failure_message(job_dir: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
-def job_threads(n_jobs: int, threads_per_job: int | None) -> int:
-    """torch CPU threads of one sweep job with ``n_jobs`` in flight (the ``num_threads=`` override every
-    trial of this sweeper and every job of rnnexp's parallel grid launcher gets)."""
-    return threads_per_job or max(1, (os.cpu_count() or 1) // n_jobs)
-
-
 class OptunaSweeper(Sweeper):
     """``hydra/sweeper=rnnexp_optuna``; its options are ``OptunaSweeperConf`` (config.py)."""
 
@@ -88,7 +84,6 @@ class OptunaSweeper(Sweeper):
         storage: str | None,
         n_trials: int,
         n_jobs: int,
-        threads_per_trial: int | None,
         max_study_trials: int | None,
         params: dict[str, str] | None,
         preload: bool = True,
@@ -100,7 +95,6 @@ class OptunaSweeper(Sweeper):
         self.storage = storage
         self.n_trials = n_trials
         self.n_jobs = n_jobs
-        self.threads_per_trial = threads_per_trial
         self.max_study_trials = max_study_trials
         self.params = dict(params) if params else None
         self.preload = preload
@@ -129,7 +123,10 @@ class OptunaSweeper(Sweeper):
             )
 
     def threads(self) -> int:
-        return job_threads(self.n_jobs, self.threads_per_trial)
+        """Every trial's torch threads: the config's ``num_threads``, as for a run alone (warns when the
+        trials in flight need more threads than the CPUs)."""
+        assert self.config is not None
+        return job_threads(OmegaConf.select(self.config, "num_threads"), self.n_jobs)
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         assert self.config is not None
@@ -148,16 +145,17 @@ class OptunaSweeper(Sweeper):
             direction=self.direction,
             load_if_exists=True,
         )
+        threads = self.threads()
         log.info(
             "Optuna study %r (%s): %d trials, %d at a time, %d CPU threads each, pruner %s",
-            study.study_name, storage or "in memory", self.n_trials, self.n_jobs, self.threads(),
+            study.study_name, storage or "in memory", self.n_trials, self.n_jobs, threads,
             type(self.pruner).__name__,
         )  # fmt: skip
         running: list[RunningTrial] = []
         started = finished = 0
         while (started < self.n_trials and not self.study_full(study)) or running:
             while len(running) < self.n_jobs and started < self.n_trials and not self.study_full(study):
-                running.append(self.start(study, space, fixed, storage, sweep_dir))
+                running.append(self.start(study, space, fixed, storage, sweep_dir, threads))
                 started += 1
             time.sleep(0.2)
             for job in [j for j in running if j.process.poll() is not None]:
@@ -175,16 +173,22 @@ class OptunaSweeper(Sweeper):
         )
 
     def start(
-        self, study: optuna.Study, space: dict, fixed: list[str], storage: str | None, sweep_dir: Path
+        self,
+        study: optuna.Study,
+        space: dict,
+        fixed: list[str],
+        storage: str | None,
+        sweep_dir: Path,
+        threads: int,
     ) -> RunningTrial:
-        """Ask for a trial and start its job: ``python <script> <fixed> <sampled> optuna_trial=...``."""
+        """Ask for a trial and start its job: ``python <script> <fixed> <sampled> optuna_trial=...``; the
+        job keeps the config's ``num_threads`` (``threads``, also its ``OMP_NUM_THREADS``)."""
         assert self.config is not None
         trial = study.ask(space)
         job_dir = sweep_dir / str(trial.number)
         job_dir.mkdir(parents=True, exist_ok=True)
-        threads = self.threads()
         sampled = [f"{key}={override_value(value)}" for key, value in trial.params.items()]
-        plumbing = [f"num_threads={threads}", f"optuna_trial.number={trial.number}"]
+        plumbing = [f"optuna_trial.number={trial.number}"]
         if storage:
             plumbing += [
                 f"optuna_trial.storage='{storage}'",

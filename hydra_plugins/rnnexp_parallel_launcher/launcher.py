@@ -18,10 +18,10 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.rnnexp_optuna_sweeper.optuna_sweeper import job_threads
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.environment import job_threads
 from rnnexp.sweeps.job_processes import (
     JobProcess,
     SweepJobSpec,
@@ -63,7 +63,9 @@ class ParallelLauncher(Launcher):
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        threads = job_threads(self.n_jobs, self.threads_per_job)
+        # The config's num_threads, as for a run alone (issue 23); threads_per_job, when set, is the user's own.
+        num_threads = self.threads_per_job or OmegaConf.select(self.config, "num_threads")
+        threads = job_threads(num_threads, self.n_jobs)
         context = job_context(self.preload)
         log.info(
             "Launching %d jobs, %d at a time (%s start, %d CPU threads each); each job's console output is in "

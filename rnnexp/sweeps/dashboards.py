@@ -54,7 +54,12 @@ def log_hparams_with_metrics(loggers: list[Any], cfg: DictConfig, results: dict[
     metrics = {**results["val"], **results["test"]}
     if not metrics:
         return
-    params = {**flat_hparams(cfg), "trial_state": results.get("status", "completed")}
+    environment = {f"environment.{k}": v for k, v in (results.get("environment") or {}).items()}
+    params = {
+        **flat_hparams(cfg),
+        **{k: v if isinstance(v, bool | int | float | str) else str(v) for k, v in environment.items()},
+        "trial_state": results.get("status", "completed"),
+    }
     if (job := sweep_job(cfg)) is not None:  # replicates share a group: sort or filter the HParams rows by it
         params["group"] = job.group(list(cfg.get("replicate_keys") or ["seed"]))
     for logger in loggers:

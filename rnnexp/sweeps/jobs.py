@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.lifecycle.launch import in_multirun
 
-# Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing.
-PLUMBING = ("optuna_trial.", "num_threads")
+# Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing. (Sweeps made
+# before issue 23 also added num_threads; it is shown now: a sweep may vary it on purpose.)
+PLUMBING = ("optuna_trial.",)
 
 
 @dataclass

@@ -14,6 +14,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from rnnexp.errors import DataError
+from rnnexp.lifecycle.environment import differing_keys, environment_differences
 from rnnexp.sweeps.jobs import PLUMBING
 
 
@@ -131,16 +132,27 @@ def sweep_direction(sweep_dir: Path, jobs: list[JobRecord]) -> str:
     return "max" if modes and modes[0] == "max" else "min"
 
 
+def job_environments(jobs: list[JobRecord]) -> dict[str, dict[str, Any] | None]:
+    """Each job with results: its ``results.json["environment"]`` (None when it recorded none)."""
+    return {job.name: job.results.get("environment") for job in jobs if job.results is not None}
+
+
 def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
-    """One row per job: job, status, its overrides, objective, duration, epochs, every final metric, error."""
+    """One row per job: job, status, its overrides, objective, duration, epochs, every final metric, error,
+    and ``environment.<key>`` for each environment value that differs between jobs. ``attrs``:
+    optimized_metric, overrides, environment_differences (lines to print beside the table)."""
+    environments = job_environments(jobs)
+    differing = differing_keys(environments)
     rows = []
     for job in jobs:
         results, failure = job.results or {}, job.failure or {}
+        environment = results.get("environment") or {}
         rows.append(
             {
                 "job": job.name,
                 "status": job.status,
                 **job.overrides,
+                **{f"environment.{key}": environment.get(key) for key in differing},
                 "objective": results.get("objective"),
                 "duration_s": results.get("duration_s", failure.get("duration_s")),
                 "epochs": results.get("epochs"),
@@ -158,6 +170,7 @@ def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
     names = {(job.results or {}).get("optimized_metric") for job in jobs} - {None}
     table.attrs["optimized_metric"] = names.pop() if len(names) == 1 else "objective"
     table.attrs["overrides"] = list(dict.fromkeys(key for job in jobs for key in job.overrides))
+    table.attrs["environment_differences"] = environment_differences(environments)
     return table
 
 

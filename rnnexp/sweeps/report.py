@@ -105,6 +105,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         "job",
         "status",
         *swept_parameters(runs),
+        *[c for c in runs.columns if c.startswith("environment.")],  # only values that differ between jobs
         "objective",
         "duration_s",
         "epochs",
@@ -149,6 +150,12 @@ def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
         optuna_best = optimization_results(sweep_dir)
         if optuna_best:
             parts.append(f"<h2>Optuna result</h2><pre>{html.escape(OmegaConf.to_yaml(optuna_best))}</pre>")
+    if differences := runs.attrs.get("environment_differences"):
+        items = "".join(f"<li>{html.escape(line)}</li>" for line in differences)
+        parts.append(
+            "<h2>Not comparable as they stand</h2><p>These jobs ran in different environments: their results "
+            f"differ for that reason too (README, Reproducibility).</p><ul>{items}</ul>"
+        )
     parts.append(
         "<h2>Runs</h2>" + summary_table(runs).to_html(index=False, na_rep="", float_format="{:.4g}".format)
     )
@@ -201,6 +208,8 @@ def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
         cells = [row["job"], row["status"], *(row[p] for p in params), row["objective"], row["duration_s"]]
         table.add_row(*("" if pd.isna(c) else f"{c:.3g}" if isinstance(c, float) else str(c) for c in cells))
     console.print(table)
+    for line in runs.attrs.get("environment_differences", []):
+        console.print(f"[yellow]warning[/]: {line}; results differ for that reason too", highlight=False)
     for _, row in runs[~runs["status"].isin(["completed", "pruned"])].iterrows():
         console.print(
             f"job {row['job']} {row['status']}: {row['error'] or 'no error recorded'}", highlight=False

@@ -1,0 +1,49 @@
+"""The search behind char_pairs' defaults (hparams_search=char_pairs_optuna) composes, optimises its metric in
+the right direction, and every corner of its space passes the config check (the constant schedule included),
+so each trial can start; the dates generator writes a file char_pairs reads."""
+
+from __future__ import annotations
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
+
+from benchmarks.dates_pairs import date_pairs
+from rnnexp.config.checks import check_config
+from rnnexp.data.char_pairs import read_pairs
+from rnnexp.training import compose_config
+from tests.test_sweeps import search_space_corners
+
+
+def test_char_pairs_search_maximises_exact_match_and_every_corner_passes_the_checks(tmp_path):
+    cfg = compose_config(["hparams_search=char_pairs_optuna"], tmp_path)
+    sweeper = HydraConfig.get().sweeper
+    assert cfg.optimized_metric == "val/exact_match_best" and sweeper.direction == "maximize"
+    assert cfg.monitor.mode == "max" and sweeper.sampler.seed == 1234
+    params = OmegaConf.to_container(sweeper.params)
+    corners = search_space_corners(params)
+    assert any("scheduler=constant" in corner for corner in corners)
+    for corner in corners:
+        check_config(compose_config(["hparams_search=char_pairs_optuna", *corner], tmp_path))
+
+
+def test_the_constant_schedule_keeps_the_rate(tmp_path):
+    import torch
+    from hydra.utils import instantiate
+
+    cfg = compose_config(["datamodule=char_pairs", "scheduler=constant"], tmp_path)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=3e-3)
+    scheduler = instantiate(cfg.scheduler)(optimizer=optimizer)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    assert scheduler.get_last_lr() == [3e-3]
+
+
+def test_generated_dates_are_distinct_iso_pairs_char_pairs_reads(tmp_path):
+    pairs = date_pairs(300, seed=0)
+    assert len({source for source, _ in pairs}) == 300
+    assert all(len(iso) == 10 and iso[4] == iso[7] == "-" for _, iso in pairs)
+    path = tmp_path / "dates.tsv"
+    path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
+    assert read_pairs(path, max_bad_fraction=0.0) == pairs
+    assert date_pairs(300, seed=0) == pairs  # the seed fixes the file
