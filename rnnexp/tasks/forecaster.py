@@ -18,6 +18,7 @@ from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.models.seq2seq import EncoderDecoder
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.figures import publish_figure
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class StepwiseMSE(Metric):
@@ -116,14 +117,14 @@ class Forecaster(SequenceTask):
         else:
             preds = self.net(context)  # free-running: the truth is never passed in
         loss = self.loss(preds, future)
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=context.shape[0])
-        getattr(self, f"{stage}_metrics").update(preds.detach(), future)
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=context.shape[0])
+        accumulate(getattr(self, f"{stage}_metrics"), preds.detach(), future)
         if stage != "train":
             naive = persistence_forecast(context, future.shape[1])
-            getattr(self, f"{stage}_naive_mse").update(naive, future)
+            accumulate(getattr(self, f"{stage}_naive_mse"), naive, future)
             if stage == "test":
-                self.test_step_mse.update(preds.detach(), future)
-                self.test_step_naive_mse.update(naive, future)
+                accumulate(self.test_step_mse, preds.detach(), future)
+                accumulate(self.test_step_naive_mse, naive, future)
         return {"loss": loss, "preds": preds.detach()}
 
     def log_epoch_metrics(self, stage: str) -> None:

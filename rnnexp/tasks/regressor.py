@@ -12,6 +12,7 @@ from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
 from rnnexp.tasks.figures import plot_sequences, publish_figure
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class SequenceRegressor(CarriesHiddenState, SequenceTask):
@@ -65,7 +66,7 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
         return F.mse_loss(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        getattr(self, f"{stage}_metrics").update(preds, targets)
+        accumulate(getattr(self, f"{stage}_metrics"), preds, targets)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)
