@@ -13,6 +13,7 @@ Arms (``--arms``; each runs in its own process with ``--out``, and ``--report`` 
 - ``rnnexp``: ``python train.py datamodule=text`` with those settings as overrides (``optimizer=adam``,
   ``~scheduler``, ``trainer.gradient_clip_val=5``, ...) and everything else at its defaults: embedding 64,
   uniform(-0.1, 0.1) embedding and decoder, validation every 40 steps on at most 32 batches.
+- ``rnnexp_wide``: the same run with the plain loop's embedding size (``task.embedding_dim=256``) only.
 - ``rnnexp_matched``: the same run with the plain loop's embedding size (``task.embedding_dim=256``) and
   PyTorch's default initialisation of the embedding and decoder (re-initialised before the first step).
 
@@ -53,7 +54,7 @@ from rnnexp.data.streams import batchify  # noqa: E402
 from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
 from rnnexp.training import compose_config, train  # noqa: E402
 
-ARMS = ("plain", "rnnexp", "rnnexp_matched")
+ARMS = ("plain", "rnnexp", "rnnexp_wide", "rnnexp_matched")
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,7 @@ class TrainingClock(pl.Callback):
         self.cpu = time.process_time() - self.cpu - self.val_cpu
 
 
-def rnnexp_overrides(
-    corpus: Path, settings: Settings, matched: bool, extra: tuple[str, ...] = ()
-) -> list[str]:
+def rnnexp_overrides(corpus: Path, settings: Settings, wide: bool, extra: tuple[str, ...] = ()) -> list[str]:
     """The plain loop's settings as ``train.py`` overrides; everything else at rnnexp's defaults."""
     overrides = [
         "datamodule=text", f"datamodule.path={corpus}", "model=lstm", f"model.hidden_size={settings.hidden_size}",
@@ -196,14 +195,16 @@ def rnnexp_overrides(
         "trainer.accelerator=cpu", f"seed={settings.seed}", "test=false", "task.sample_length=0",
         "callbacks=none", "logger=csv", "num_threads=1",
     ]  # fmt: skip
-    if matched:
+    if wide:
         overrides.append(f"task.embedding_dim={settings.hidden_size}")
     return [*overrides, *extra]
 
 
 def run_rnnexp(
-    corpus: Path, datamodule: CharCorpus, settings: Settings, matched: bool, extra: tuple[str, ...] = ()
+    corpus: Path, datamodule: CharCorpus, settings: Settings, arm: str, extra: tuple[str, ...] = ()
 ) -> ArmResult:
+    """One rnnexp arm (``rnnexp``, ``rnnexp_wide`` or ``rnnexp_matched``)."""
+    matched = arm == "rnnexp_matched"
     import rnnexp.training as training
 
     clock = TrainingClock(default_init=matched, seed=settings.seed)
@@ -213,7 +214,8 @@ def run_rnnexp(
         return build(cfg, callbacks=[*training.instantiate_group(cfg.get("callbacks")), clock])
 
     with tempfile.TemporaryDirectory(prefix="rnnexp-text-quality-") as tmp:
-        cfg = compose_config(rnnexp_overrides(corpus, settings, matched, extra), Path(tmp) / "run")
+        wide = arm in ("rnnexp_wide", "rnnexp_matched")
+        cfg = compose_config(rnnexp_overrides(corpus, settings, wide, extra), Path(tmp) / "run")
         training.build_experiment = build_with_clock
         try:
             results, objects = train(cfg)
@@ -225,7 +227,7 @@ def run_rnnexp(
     val = bits_per_char(net, datamodule.ids["val"], settings)
     chars = results["global_step"] * settings.batch_size * settings.seq_len
     return ArmResult(
-        "rnnexp_matched" if matched else "rnnexp", settings.seed, val, results["val"].get("val/bpc"), chars,
+        arm, settings.seed, val, results["val"].get("val/bpc"), chars,
         clock.wall, clock.cpu, load(),
     )  # fmt: skip
 
@@ -291,7 +293,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             result = run_plain(datamodule, settings)
         else:
             extra = (f"trainer.val_check_interval={args.steps}",) if args.validate_at_end_only else ()
-            result = run_rnnexp(args.corpus, datamodule, settings, arm == "rnnexp_matched", extra)
+            result = run_rnnexp(args.corpus, datamodule, settings, arm, extra)
         results.append({**asdict(result)})
         print(json.dumps(results[-1]), flush=True)
     if args.out:

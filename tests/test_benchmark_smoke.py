@@ -190,10 +190,10 @@ def test_the_text_quality_arms_score_the_same_validation_characters(tmp_path):
     corpus.write_text("".join(f"line {i % 7} of the tale, told {i % 3} times.\n" for i in range(400)))
     settings = text_quality.Settings(hidden_size=8, num_layers=1, seq_len=10, batch_size=4, steps=3)
     datamodule = text_quality.corpus_splits(corpus, settings)
-    full = text_quality.run_rnnexp(corpus, datamodule, settings, False, ("trainer.limit_val_batches=1.0",))
+    full = text_quality.run_rnnexp(corpus, datamodule, settings, "rnnexp", ("trainer.limit_val_batches=1.0",))
     assert full.logged_val_bpc == pytest.approx(full.val_bpc, rel=1e-5)
     plain = text_quality.run_plain(datamodule, settings)
-    matched = text_quality.run_rnnexp(corpus, datamodule, settings, True)
+    matched = text_quality.run_rnnexp(corpus, datamodule, settings, "rnnexp_matched")
     for result in (full, plain, matched):
         assert result.train_chars == 3 * 4 * 10 and math.isfinite(result.val_bpc) and result.train_cpu_s > 0
     rows = table_rows(text_quality.format_table([dataclasses.asdict(r) for r in (plain, full, matched)]))
