@@ -17,6 +17,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.callbacks import ModelCheckpoint
 
 from rnnexp.config.checks import check_causality, check_config
 from rnnexp.errors import RnnexpError
@@ -76,6 +77,14 @@ def supported_precision(requested: str, accelerator: str, bf16_supported: bool) 
         log.warning("This GPU has no bf16 support: trainer.precision=%s becomes %s.", requested, fallback)
         return fallback
     return requested
+
+
+def best_checkpoint_path(trainer: pl.Trainer) -> str:
+    """The file of the best validation by the monitor ("" when no such checkpoint callback or file)."""
+    for callback in trainer.checkpoint_callbacks:
+        if isinstance(callback, ModelCheckpoint) and callback.monitor:
+            return callback.best_model_path
+    return ""
 
 
 @dataclass
@@ -170,7 +179,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
         log.info("No validation ran at the end of training (step %d); validating once now.", global_step)
         trainer.validate(task, datamodule=datamodule, weights_only=True)
     fit_metrics = scalar_metrics(trainer.callback_metrics)
-    best_ckpt = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    best_ckpt = best_checkpoint_path(trainer)
     pruned_at_validation = pruned_at(trainer)
 
     test_metrics: dict[str, float] = {}
@@ -206,6 +215,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     confusion = getattr(task, "test_confusion", None)
     if confusion is not None:
         results["test_confusion_matrix"] = confusion.cpu().tolist()
+        if names := getattr(task, "class_names", None):  # rows and columns, in order (text classification)
+            results["test_confusion_classes"] = list(names)
     if trainer.is_global_zero:  # under DDP every rank gets here with the same (synced) metrics
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
         log_hparams_with_metrics(trainer.loggers, cfg, results)

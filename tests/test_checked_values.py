@@ -23,6 +23,8 @@ QUIET = ["print_config=false", "trainer.enable_model_summary=false", "~callbacks
 CONFIG_CASES = [
     (["seed=abc"], "seed='abc'"),
     (["seed=1.5"], "seed=1.5"),
+    (["replicate_keys=[sed]"], "replicate_keys names 'sed'"),
+    (["replicate_keys=seed"], "replicate_keys='seed'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
     (["trainer.max_epochs=-2"], "trainer.max_epochs=-2"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1"),  # and no other budget: never ends
@@ -35,6 +37,7 @@ CONFIG_CASES = [
     (["trainer.val_check_interval=10"], "trainer.check_val_every_n_epoch=null"),
     (["trainer.limit_val_batches=-1"], "trainer.limit_val_batches=-1"),
     (["trainer.limit_val_batches=2.5"], "trainer.limit_val_batches=2.5"),
+    (["trainer.limit_val_batches=0"], "trainer.limit_val_batches=0"),  # no validation: nothing to judge by
     (["trainer.gradient_clip_val=-1"], "trainer.gradient_clip_val=-1"),
     (["trainer.gradient_clip_algorithm=max"], "trainer.gradient_clip_algorithm='max'"),
     (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0"),
@@ -60,6 +63,15 @@ CONFIG_CASES = [
         "callbacks.step_checkpoint.every_n_train_steps=-5",
     ),
     (["callbacks.model_checkpoint.save_top_k=-2"], "callbacks.model_checkpoint.save_top_k=-2"),
+    (["callbacks.model_checkpoint.save_last=true"], "callbacks.model_checkpoint.save_last=True"),
+    (
+        ["+callbacks.model_checkpoint.every_n_train_steps=5"],
+        "callbacks.model_checkpoint.every_n_train_steps=5",
+    ),
+    (
+        ["callbacks.early_stopping.check_on_train_epoch_end=true"],
+        "callbacks.early_stopping.check_on_train_epoch_end=True",
+    ),
     (["callbacks.lr_monitor.logging_interval=hour"], "callbacks.lr_monitor.logging_interval='hour'"),
     (["callbacks.non_finite_loss.action=ignore"], "callbacks.non_finite_loss.action='ignore'"),
     (["+logger.csv.flush_logs_every_n_steps=0"], "logger.csv.flush_logs_every_n_steps=0"),
@@ -67,12 +79,20 @@ CONFIG_CASES = [
     (["test=maybe"], "test='maybe'"),
     (["model.hidden_size=0"], "model.hidden_size"),
     (["model.cell=transformer"], "model.cell='transformer'"),
+    (["model.cell=nowhere_pkg.cells.Cell"], "model.cell='nowhere_pkg.cells.Cell'"),
+    (["model.cell=tests.test_cells.WrongStateCell"], "model.cell='tests.test_cells.WrongStateCell'"),
+    (["model.cell=mingru", "+model.cell_options.scan_chunk=0"], "model.cell='mingru'"),
     (["model.bidirectional=maybe"], "model.bidirectional='maybe'"),
     (["datamodule.batch_size=0"], "datamodule.batch_size=0"),
     (["datamodule.noise=loud"], "datamodule.noise='loud'"),
     (["datamodule.val_fraction=1.5"], "datamodule.val_fraction=1.5"),
     (["datamodule.task=next_step", "model.bidirectional=true"], "model.bidirectional=true"),
     (["datamodule=mnist_rows", "datamodule.variant=cifar"], "datamodule.variant='cifar'"),
+    (["datamodule=adding", "datamodule.seq_len=1"], "datamodule.seq_len=1"),
+    (["datamodule=copy_memory", "datamodule.delay=0"], "datamodule.delay=0"),
+    (["datamodule=mnist_pixels", "datamodule.downsample=3"], "datamodule.downsample=3"),
+    (["datamodule=mnist_pixels", "datamodule.permute=maybe"], "datamodule.permute='maybe'"),
+    (["datamodule=adding", "task.baseline_prediction=abc"], "task.baseline_prediction='abc'"),
     (["datamodule=text", "datamodule.path=CORPUS", "datamodule.seq_len=long"], "datamodule.seq_len='long'"),
     (["datamodule=text", "datamodule.path=CORPUS", "model.bidirectional=true"], "model.bidirectional=true"),
 ]

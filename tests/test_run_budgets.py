@@ -107,14 +107,14 @@ def test_text_validates_every_n_steps_with_checkpoints_samples_and_scheduler_on_
     samples = (run_dir / "samples.txt").read_text()
     assert [f"step {s}\n" in samples for s in (3, 6, 9, 12, 15, 16)] == [True] * 6
     scheduler = objects["trainer"].lr_scheduler_configs[0].scheduler  # cosine, T_max: the run's validations
-    assert (scheduler.T_max, scheduler.last_epoch) == (6, 5)  # stepped at steps 3, 6, 9, 12, 15
+    assert (scheduler.T_max, scheduler.last_epoch) == (6, 6)  # stepped at each validation: 3, ..., 15, 16
 
 
 def test_a_plateau_scheduler_steps_after_each_validation_of_a_step_cadence(tmp_path):
     corpus = write_corpus(tmp_path / "words.txt")
     overrides = ["trainer.val_check_interval=3", "trainer.max_epochs=2", "scheduler=plateau"]
     _, objects = train(compose_config([*text(corpus), *overrides], tmp_path / "run"))
-    assert objects["trainer"].lr_scheduler_configs[0].scheduler.last_epoch == 5  # steps 3, 6, 9, 12, 15
+    assert objects["trainer"].lr_scheduler_configs[0].scheduler.last_epoch == 6  # steps 3, ..., 15, 16
 
 
 def test_the_default_text_cadence_is_a_step_count(make_cfg):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
+from rnnexp.lifecycle.validation_clock import is_fit_validation
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class OptunaPruning(pl.Callback):
         return self._trial
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self.active or trainer.sanity_checking:
+        if not self.active or not is_fit_validation(trainer):
             return
         value = trainer.callback_metrics.get(self.monitor)
         step, self.validations = self.validations, self.validations + 1

@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rnnexp.errors import DataError
+from rnnexp.sweeps.comparison import compare_groups, plot_group_curves
 from rnnexp.sweeps.records import (
     best_run,
+    curve_metrics,
     learning_curves,
     load_sweep,
     optimization_results,
@@ -40,14 +42,6 @@ def job_label(row: pd.Series, params: list[str]) -> str:
     if not params or len(params) > 2:
         return f"job {row['job']}"
     return f"job {row['job']}: " + ", ".join(f"{p.rsplit('.', 1)[-1]}={format_value(row[p])}" for p in params)
-
-
-def curve_metrics(runs: pd.DataFrame) -> list[str]:
-    """Training and validation loss, plus the metric behind the objective (val/acc for val/acc_best)."""
-    objective = runs.attrs.get("optimized_metric", "").removesuffix("_best")
-    return list(
-        dict.fromkeys(m for m in ("train/loss", "val/loss", objective) if m.startswith(("train", "val")))
-    )
 
 
 def plot_learning_curves(
@@ -124,6 +118,23 @@ def embedded_png(source: Figure | Path) -> str:
     return f'<img src="data:image/png;base64,{png_base64(source)}">'
 
 
+def comparison_html(runs: pd.DataFrame) -> list[str]:
+    """The replicate groups (``rnnexp.sweeps.comparison``): the table, the best two's verdict, the curves."""
+    table = compare_groups(runs)
+    keys = ", ".join(table.attrs["replicate_keys"])
+    parts = [
+        f"<h2>Groups (runs differing only in {html.escape(keys)})</h2>"
+        "<p>n completed replicates; failed, pruned and incomplete ones are counted, not averaged. Mean ± std "
+        "and the 95% Student-t interval of each metric; the objective of each group is tested against the "
+        "best group's (paired t-test when both ran the same seeds, Welch's t-test otherwise; effect: Cohen's "
+        "d<sub>z</sub> / d).</p>",
+        table.to_html(index=False, na_rep="", float_format="{:.4g}".format),
+    ]
+    if table["n"].max() > 1:
+        parts.append("<h3>Learning curves by group</h3>" + embedded_png(plot_group_curves(runs)))
+    return parts
+
+
 def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
     """A self-contained page: summary, Optuna's result, the runs table, the figures and the best run."""
     counts = runs["status"].value_counts().to_dict()
@@ -141,6 +152,7 @@ def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
     parts.append(
         "<h2>Runs</h2>" + summary_table(runs).to_html(index=False, na_rep="", float_format="{:.4g}".format)
     )
+    parts += comparison_html(runs)
     parts.append("<h2>Learning curves</h2>" + embedded_png(plot_learning_curves(runs)))
     for title, figure in study_figures(sweep_study(runs, sweep_dirs)).items():
         parts.append(f"<h2>{html.escape(title)}</h2>" + embedded_png(figure))

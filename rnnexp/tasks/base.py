@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,8 +12,12 @@ from pytorch_lightning.utilities import GradClipAlgorithmType
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
-from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.checkpoint import write_identity
+from rnnexp.lifecycle.validation_clock import (
+    StepSchedulersAtValidation,
+    is_fit_validation,
+    validations_in_run,
+)
 from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
 from rnnexp.tasks.step_metrics import accumulate
 
@@ -119,7 +122,7 @@ class SequenceTask(pl.LightningModule):
         if getattr(self, "run_length_t_max", False):
             # Here, not in configure_optimizers: counting the batches there would build the training loader
             # before a resumed run restores its position in the epoch.
-            steps = scheduler_steps_in_run(self.trainer, validation_step_cadence(self.trainer))
+            steps = validations_in_run(self.trainer)
             for config in self.trainer.lr_scheduler_configs:
                 config.scheduler.T_max = steps
 
@@ -128,7 +131,8 @@ class SequenceTask(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         name, best, current = self.best_tracker()
-        best(current.compute())
+        if is_fit_validation(self.trainer):  # as the best checkpoint: chosen among the fit's validations
+            best(current.compute())
         self.log(name, best.compute(), prog_bar=True)
 
     def on_test_epoch_end(self) -> None:
@@ -193,54 +197,26 @@ class SequenceTask(pl.LightningModule):
         optimizer = self.optimizer_factory(params=self.parameters())
         if self.scheduler_factory is None:
             return optimizer
-        every = validation_step_cadence(self.trainer)
         # `T_max: null` spans the whole run, known once the training batches are counted: on_train_start.
         self.run_length_t_max = getattr(self.scheduler_factory, "keywords", {}).get("T_max", 0) is None
         options = {"T_max": 1} if self.run_length_t_max else {}
         scheduler = self.scheduler_factory(optimizer=optimizer, **options)
-        # An epoch cadence steps the scheduler once per epoch; a step cadence right after each validation
-        # (``lr_scheduler_step`` skips the other steps), so a plateau scheduler always sees a fresh metric.
-        config: dict[str, Any] = {"scheduler": scheduler, "interval": "step" if every else "epoch"}
-        if self.scheduler_monitor:
-            config["monitor"] = self.scheduler_monitor
-            # Asked every step, a plateau scheduler finds no metric before the first validation: not an error.
-            config["strict"] = not every
-        return {"optimizer": optimizer, "lr_scheduler": config}
+        # Stepped once per validation of the fit by StepSchedulersAtValidation (configure_callbacks), not
+        # by Lightning's intervals, which tick whether or not a validation ran. `reduce_on_plateau: False`
+        # keeps Lightning from looking up a monitor itself; `interval` is what LearningRateMonitor reads.
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch", "reduce_on_plateau": False},
+        }
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
-        every = validation_step_cadence(self.trainer)
-        if every and self.trainer.global_step % every:
-            return  # not a validation step of the step cadence
-        if metric is None:
-            scheduler.step()
-        else:
-            scheduler.step(metric)
+        """Lightning's interval ticks are ignored: StepSchedulersAtValidation steps the schedulers."""
+
+    def configure_callbacks(self) -> list[pl.Callback]:
+        present = any(isinstance(c, StepSchedulersAtValidation) for c in self.trainer.callbacks)
+        if self.scheduler_factory is None or present:  # present: added by an earlier fit/test of this trainer
+            return []
+        return [StepSchedulersAtValidation(self.scheduler_monitor)]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         write_identity(checkpoint, self)
-
-
-def validation_step_cadence(trainer: pl.Trainer) -> int | None:
-    """N when the trainer validates every N training steps (``trainer.val_check_interval=N`` with
-    ``check_val_every_n_epoch=null``); None for an epoch cadence."""
-    interval = trainer.val_check_interval
-    if (
-        isinstance(interval, int)
-        and not isinstance(interval, bool)
-        and trainer.check_val_every_n_epoch is None
-    ):
-        return interval
-    return None
-
-
-def scheduler_steps_in_run(trainer: pl.Trainer, every: int | None) -> int:
-    """How often the scheduler steps in the whole run: the epochs, or the validations of a step cadence."""
-    total = trainer.estimated_stepping_batches  # max_steps or max_epochs x batches per epoch
-    if not math.isfinite(total):
-        raise ConfigError(
-            "scheduler.T_max=null spans the whole run, but the run has no step or epoch budget (only "
-            "trainer.max_time, or none); set trainer.max_steps or trainer.max_epochs, or a number as "
-            "scheduler.T_max."
-        )
-    per_epoch = max(1, int(trainer.num_training_batches))
-    return max(1, math.ceil(total / every) if every else math.ceil(total / per_epoch))
