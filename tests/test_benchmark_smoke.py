@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from benchmarks import sine_modes, text_throughput, train_step_overhead
@@ -92,8 +93,9 @@ def test_every_task_path_times_the_stated_steps(tmp_path):
     check_overhead_results(results, [f"{task}/gru" for task in TASKS], tmp_path, repeats=1)
 
 
-def test_every_task_class_has_a_benchmark_step_and_an_unknown_task_stops_the_script(tmp_path):
-    """A task added to rnnexp without a plain step makes the benchmark fail, not leave a row out."""
+def test_every_task_of_the_issue_has_a_benchmark_step_and_the_others_stop_the_script(tmp_path):
+    """The seven tasks of issue 24 each have a plain step; a task class without one (those merged later:
+    listed in the report as not yet covered) makes the benchmark stop by name, never leaves a row out."""
     task_classes = {name for name, path in CLASS_PATHS.items() if path.startswith("rnnexp.tasks.")}
     covered = set()
     for task in TASKS:
@@ -103,7 +105,11 @@ def test_every_task_class_has_a_benchmark_step_and_an_unknown_task_stops_the_scr
         assert callable(plain_step_for(cfg))
         assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
         covered.add(cfg.task._target_.rsplit(".", 1)[-1])
-    assert covered == task_classes
+    assert covered <= task_classes and len(covered) == 6  # the regressor serves two rows
+    for name in sorted(task_classes - covered):
+        stub = OmegaConf.create({"task": {"_target_": CLASS_PATHS[name]}})
+        with pytest.raises(SystemExit, match=f"no plain training step for task class {name}"):
+            plain_step_for(stub)
     with pytest.raises(SystemExit, match=r"no benchmark step for task\(s\) \['tagger'\]"):
         train_step_overhead.main(["--tasks", "tagger"])
 
