@@ -1,15 +1,21 @@
-"""What the framework costs per training step: rnnexp's Lightning path against a plain PyTorch loop.
+"""What the framework costs per training step: rnnexp's Lightning path against a plain PyTorch loop, for every
+task (classifier, regressor with and without carried state, language model, forecaster, translator, captioner).
 
-Both paths train the same ``RecurrentNet`` on the same MNIST-row tensors (synthetic IDX files read by the real
-``MnistRows``) with the same optimizer and gradient clipping, in one process. The Lightning path is the
-project's own: what ``rnnexp.training.build_experiment`` composes for ``train()`` from the default config
-(``datamodule=mnist_rows model=<cell>``): its ``SequenceClassifier`` with its metrics, loss and grad-norm
-logging, the CSV logger and the per-step callbacks; only checkpointing, early stopping, the progress bar and
-validation are off, since they do not belong to a training step. The two
-paths alternate, repeat after repeat (the order flips each time), so drift on a shared machine hits both.
+Three paths train the same network on the same batches, in one process:
 
-Besides wall-clock samples/s it records the process's CPU time: with --threads 1 that is the work done,
-which other processes on a busy machine do not inflate.
+- **lightning**: what ``rnnexp.training.build_experiment`` composes for ``train()`` from the task's default
+  config (its datamodule, task with metrics, loss and grad-norm logging, CSV logger, the callbacks that act per
+  step); only checkpointing, early stopping, the progress bar and validation are off.
+- **bare** (``--bare``): Lightning's loop around a LightningModule that only computes the same loss (no metrics,
+  no logging, no callbacks): the floor of Lightning's own loop.
+- **plain**: a hand-written loop: the same network, optimizer and clipping, over the same training batches,
+  read from the datamodule's loader before the clock starts (the datamodule's transfer hooks, e.g. uint8 to
+  float, run inside the timed step, as they do under Lightning).
+
+The step each path computes is in ``benchmarks/task_steps.py``; a task without one stops the script. The
+paths alternate, repeat after repeat (the order flips each time), so drift on a shared machine hits all.
+Besides wall-clock items/s it records the process's CPU time: with --threads 1 that is the work done, which
+other processes on a busy machine do not inflate.
 
     python benchmarks/train_step_overhead.py --help
 """
@@ -17,18 +23,16 @@ which other processes on a busy machine do not inflate.
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig
-from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -48,74 +52,60 @@ from benchmarks.harness import (  # noqa: E402
     step_only_overrides,
     time_fit,
 )
-from rnnexp.data.mnist_rows import write_idx  # noqa: E402
+from benchmarks.task_steps import TASKS, PlainStep, check_tasks, plain_step_for, task_overrides  # noqa: E402
 from rnnexp.training import Experiment, compose_config, instantiate  # noqa: E402
 
 BARE = "bare"  # optional third path: the floor of Lightning's own loop
 
 
-@dataclass(frozen=True)
-class Shape:
-    """MNIST-row sizes: 28 steps of 28 features, 10 classes (fixed by MnistRows); batch and hidden vary."""
-
-    batch_size: int = 128
-    hidden_size: int = 128
-    steps: int = 28
-    features: int = 28
-    classes: int = 10
-
-
-def write_fake_mnist(root: Path, shape: Shape, n_train: int, seed: int = 0) -> Path:
-    """A torchvision root of random uint8 images ``(n, 28, 28)`` and labels; timing ignores their content."""
-    rng = np.random.default_rng(seed)
-    raw = root / "MNIST" / "raw"
-    for prefix, count in (("train", n_train), ("t10k", shape.batch_size)):
-        write_idx(
-            raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (count, shape.steps, shape.features))
-        )
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, shape.classes, count))
-    return root
+def unit_name(task: str, cell: str) -> str:
+    """One row of the table: a task trained with one cell."""
+    return f"{task}/{cell}"
 
 
 def bench_config(
-    cell: str, shape: Shape, data_dir: Path, run_dir: Path, max_steps: int, device: str
+    task: str,
+    cell: str,
+    hidden_size: int,
+    work_dir: Path,
+    run_dir: Path,
+    max_steps: int,
+    device: str,
+    batch_size: int | None = None,
 ) -> DictConfig:
-    """The config ``train.py datamodule=mnist_rows model=<cell>`` gets, with training cut to ``max_steps``
-    batches of one epoch and no validation (the validation split is one batch, unused)."""
-    return compose_config(
-        [
-            "datamodule=mnist_rows",
-            f"model={cell}",
-            f"model.hidden_size={shape.hidden_size}",
-            f"datamodule.data_dir={data_dir}",
-            f"datamodule.batch_size={shape.batch_size}",
-            f"datamodule.val_size={shape.batch_size}",
-            "datamodule.download=false",
-            *step_only_overrides(max_steps, device),
-        ],
-        run_dir,
-    )
+    """The config ``train.py <task's datamodule> model=<cell>`` gets at its default sizes (batch, sequence
+    length), with training cut to ``max_steps`` batches of one epoch and no validation."""
+    batches = max_steps + 1
+    overrides = task_overrides(task, cell, work_dir / task, batches, hidden_size, batch_size)
+    return compose_config([*overrides, *step_only_overrides(max_steps, device)], run_dir)
+
+
+def items_per_step(cfg: DictConfig) -> int:
+    """Sequences per step (the text streams' characters: batch x seq_len)."""
+    batch = int(cfg.datamodule.batch_size)
+    return batch * int(cfg.datamodule.seq_len) if "CharCorpus" in cfg.datamodule._target_ else batch
 
 
 class BareTask(pl.LightningModule):
-    """The floor: Lightning's loop around the same network and optimizer, with no metrics, no logging and no
-    gradient norm, so ``lightning`` minus ``bare`` is what rnnexp adds and ``bare`` minus ``plain`` Lightning."""
+    """The floor: Lightning's loop around the same network, optimizer and plain step, with no metrics, no
+    logging and no gradient norm, so ``lightning`` minus ``bare`` is what rnnexp adds and ``bare`` minus
+    ``plain`` Lightning."""
 
-    def __init__(self, net: torch.nn.Module, optimizer: Callable[..., torch.optim.Optimizer]):
+    def __init__(self, net: torch.nn.Module, optimizer, step: PlainStep):
         super().__init__()
-        self.net, self.optimizer_factory = net, optimizer
+        self.net, self.optimizer_factory, self.step = net, optimizer, step
+        self.state: dict[str, Any] = {}  # a carried hidden state
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        inputs, targets = batch  # (batch, time, features), (batch,)
-        return F.cross_entropy(self.net(inputs), targets)
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self.step(self.net, batch, self.state)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(params=self.parameters())
 
 
-def bare_task(experiment: Experiment) -> BareTask:
+def bare_task(experiment: Experiment, cfg: DictConfig) -> BareTask:
     """``BareTask`` around the network and optimizer the composed task would train."""
-    return BareTask(experiment.task.net, experiment.task.optimizer_factory)
+    return BareTask(experiment.task.net, experiment.task.optimizer_factory, plain_step_for(cfg))
 
 
 def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | None) -> None:
@@ -129,86 +119,101 @@ def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | N
 
 
 def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
-    """The hand-written loop: same network, optimizer, clipping and uint8-to-float conversion as the task."""
+    """The hand-written loop: same network, optimizer, clipping, batches and transfer hooks as the task."""
     pl.seed_everything(cfg.seed, verbose=False)
-    net, datamodule = build_plain(cfg, device)  # the datamodule: MnistRows
+    net, datamodule = build_plain(cfg, device)
     datamodule.setup("fit")
-    images, labels = datamodule.datasets["train"].tensors  # (N, time, features) uint8, (N,) int64
+    step_fn = plain_step_for(cfg)
+    batches = list(itertools.islice(datamodule.train_dataloader(), warmup + steps))
+    if len(batches) < warmup + steps:
+        raise RuntimeError(f"the training split has {len(batches)} batches, {warmup + steps} are timed")
     net.train()
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     clip_value, clip_algorithm = cfg.trainer.gradient_clip_val, cfg.trainer.gradient_clip_algorithm
-    batch_size = cfg.datamodule.batch_size
-    order = torch.randperm(len(images))
+    state: dict[str, Any] = {}
     stopwatch = Stopwatch(device)
-    for step in range(warmup + steps):
+    for step, batch in enumerate(batches):
         if step == warmup:
             stopwatch.start()
-        index = order[step * batch_size : (step + 1) * batch_size]
-        x, y = images[index].to(device), labels[index].to(device)
-        x = (x.float() / 255.0 - datamodule.mean) / datamodule.std  # (batch, time, features)
-        loss = F.cross_entropy(net(x), y)
+        batch = datamodule.on_before_batch_transfer(batch, 0)
+        batch = datamodule.on_after_batch_transfer(tuple(t.to(device) for t in batch), 0)
+        loss = step_fn(net, batch, state)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         clip_gradients(net, clip_value, clip_algorithm)
         optimizer.step()
-    return stopwatch.stop(steps, steps * batch_size)
+    return stopwatch.stop(steps, steps * items_per_step(cfg))
 
 
 def run_benchmark(
+    tasks: tuple[str, ...],
     cells: tuple[str, ...],
-    shape: Shape,
+    hidden_size: int,
     warmup: int,
     steps: int,
     repeats: int,
     device: str,
     work_dir: Path,
     bare: bool = False,
+    batch_size: int | None = None,
 ) -> list[CellResult]:
-    """Per repeat and cell, time the paths back to back, reversing their order every other repeat."""
+    """Per repeat and task/cell, time the paths back to back, reversing their order every other repeat."""
     check_counts(warmup, steps, repeats)
-    if (shape.steps, shape.features, shape.classes) != (28, 28, 10):
-        raise ValueError("MnistRows reads 28x28 images with 10 classes; only batch and hidden sizes vary")
+    check_tasks(tasks)
     torch_device = torch.device(device)
-    data_dir = write_fake_mnist(work_dir / "data", shape, n_train=shape.batch_size * (warmup + steps + 1))
-    lightning = partial(
-        time_fit, warmup=warmup, steps=steps, items_per_step=shape.batch_size, device=torch_device
-    )
+    configs: dict[str, DictConfig] = {}
+
+    def config_for(unit: str, repeat: int) -> DictConfig:
+        task, cell = unit.split("/")
+        if unit not in configs:  # the data is written once per unit
+            configs[unit] = bench_config(
+                task, cell, hidden_size, work_dir, work_dir / "run" / task, warmup + steps, device, batch_size
+            )
+        return configs[unit]
+
+    def lightning(cfg: DictConfig, **options: Any) -> Timing:
+        timed = {
+            "warmup": warmup,
+            "steps": steps,
+            "items_per_step": items_per_step(cfg),
+            "device": torch_device,
+        }
+        return time_fit(cfg, **timed, **options)
+
     paths = {
         "lightning": lightning,
         "plain": partial(time_plain, warmup=warmup, steps=steps, device=torch_device),
     }
     if bare:
-        paths[BARE] = partial(lightning, bare=bare_task)
-
-    def config_for(cell: str, repeat: int) -> DictConfig:
-        run_dir = work_dir / f"run-{cell}-{repeat}"
-        return bench_config(cell, shape, data_dir, run_dir, warmup + steps, device)
-
-    return run_alternating(cells, repeats, config_for, paths)
+        paths[BARE] = lambda cfg: lightning(cfg, bare=partial(bare_task, cfg=cfg))
+    units = tuple(unit_name(task, cell) for task in tasks for cell in cells)
+    return run_alternating(units, repeats, config_for, paths)
 
 
-def format_table(results: list[CellResult], shape: Shape) -> str:
-    """Median samples/s per path and the ratios to the plain loop (see ``CellResult``)."""
+def format_table(results: list[CellResult], hidden_size: int) -> str:
+    """Median items/s per path and the ratios to the plain loop (see ``CellResult``)."""
     bare = all(BARE in r.timings for r in results)
-    header = ["cell", "plain samples/s", "lightning samples/s", "ratio", "paired ratio", "CPU-time ratio"]
+    header = ["task/cell", "plain items/s", "lightning items/s", "ratio", "paired ratio", "CPU-time ratio"]
     rows = []
     for r in results:
         row = [r.cell, f"{r.per_s('plain'):.0f}", f"{r.per_s('lightning'):.0f}"]
         row += [f"{r.ratio():.3f}", f"{r.paired_ratio():.3f}", f"{r.cpu_ratio():.3f}"]
-        rows.append(row + ([f"{r.per_s(BARE):.0f}", f"{r.ratio(BARE):.3f}"] if bare else []))
+        if bare:
+            row += [f"{r.per_s(BARE):.0f}", f"{r.paired_ratio(BARE):.3f}", f"{r.cpu_ratio(BARE):.3f}"]
+        rows.append(row)
     caption = (
-        f"batch {shape.batch_size}, {shape.steps} steps x {shape.features} features, hidden {shape.hidden_size}; "
+        f"each task's default datamodule sizes, hidden {hidden_size}; items: sequences (text: characters); "
         f"median of {len(results[0].timings['plain'])} repeats"
     )
-    return markdown_table(
-        caption, header + (["bare Lightning samples/s", "bare ratio"] if bare else []), rows
-    )
+    extra = ["bare items/s", "bare paired ratio", "bare CPU-time ratio"] if bare else []
+    return markdown_table(caption, header + extra, rows)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argument_parser(__doc__, steps=50, repeats=5)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"any of {list(TASKS)}")
     parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: each datamodule's own")
     parser.add_argument(
         "--bare", action="store_true", help="also time a bare LightningModule: the floor of Lightning's loop"
     )
@@ -217,15 +222,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    check_tasks(args.tasks)
     prepare_run(args.device, args.threads)
-    shape = Shape(batch_size=args.batch_size, hidden_size=args.hidden_size)
     with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
         results = run_benchmark(
-            tuple(args.cells), shape, args.warmup, args.steps, args.repeats, args.device, Path(tmp), args.bare
-        )
+            tuple(args.tasks), tuple(args.cells), args.hidden_size, args.warmup, args.steps, args.repeats,
+            args.device, Path(tmp), args.bare, args.batch_size,
+        )  # fmt: skip
     if args.verbose:
-        print("\n".join(repeat_lines(results, "samples")))
-    print(format_table(results, shape))
+        print("\n".join(repeat_lines(results, "items")))
+    print(format_table(results, args.hidden_size))
 
 
 if __name__ == "__main__":

@@ -4,16 +4,20 @@ task, the table naming every cell with the numbers measured, ratios that are the
 
 import ast
 import csv
+import dataclasses
 import math
 import statistics
 from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from pytorch_lightning.callbacks import LearningRateMonitor
 
 from benchmarks import sine_modes, text_throughput, train_step_overhead
 from benchmarks.harness import CELLS, CellResult, per_step_callbacks
+from benchmarks.task_steps import TASKS, plain_step_for
+from rnnexp.lifecycle.checkpoint import CLASS_PATHS
 from rnnexp.lifecycle.interrupts import InterruptCheckpoint
 from rnnexp.lifecycle.non_finite import NonFiniteLossGuard
 from rnnexp.lifecycle.resume_state import ResumeState
@@ -39,47 +43,83 @@ def assert_plausible_ratios(result: CellResult, *paths: str) -> None:
         assert math.isfinite(result.ratio(path)) and result.ratio(path) > 0
 
 
-def test_every_mnist_path_times_the_stated_steps_of_every_cell(tmp_path):
-    shape = train_step_overhead.Shape(batch_size=8, hidden_size=4)
-    results = train_step_overhead.run_benchmark(
-        CELLS, shape, warmup=1, steps=2, repeats=2, device="cpu", work_dir=tmp_path, bare=True
-    )
+def check_overhead_results(results, units, tmp_path, repeats: int) -> None:
+    """Each path timed the stated steps and items; the Lightning path fitted the project's task (its CSV
+    logger holds the epoch's train metrics, which the bare task never logs); the table shows what was timed."""
     bare = train_step_overhead.BARE
-    assert [r.cell for r in results] == list(CELLS)
+    assert [r.cell for r in results] == list(units)
     for result in results:
         assert set(result.timings) == {"lightning", "plain", bare}
         for timings in result.timings.values():
-            assert len(timings) == 2  # one per repeat, paired with the plain loop's
-            assert all(t.steps == 2 and t.items == 16 and t.wall_s > 0 and t.cpu_s > 0 for t in timings)
+            assert len(timings) == repeats  # one per repeat, paired with the plain loop's
+            assert all(t.steps == 2 and t.wall_s > 0 and t.cpu_s > 0 for t in timings)
         assert_plausible_ratios(result, "lightning", bare)
-        assert math.isfinite(result.cpu_ratio()) and 0.05 < result.cpu_ratio() < 20
-        # The Lightning path fitted the project's classifier: its CSV logger holds the epoch's train metrics
-        # (the bare task logs nothing). Repeat 1 reverses the order, so the Lightning path wrote its run dir last.
-        with open(tmp_path / f"run-{result.cell}-1" / "csv" / "metrics.csv") as file:
+        task = result.cell.split("/")[0]
+        with open(tmp_path / "run" / task / "csv" / "metrics.csv") as file:
             epoch_end = [row for row in csv.DictReader(file) if row.get("train/loss")]
-        assert [int(row["step"]) for row in epoch_end] == [2]  # once, at the last of the 3 steps (from 0)
-        assert math.isfinite(float(epoch_end[0]["train/loss"])) and 0 <= float(epoch_end[0]["train/acc"]) <= 1
-
-    rows = table_rows(train_step_overhead.format_table(results, shape))
-    assert list(rows) == list(CELLS)
+        assert [int(row["step"]) for row in epoch_end][-1] == 2  # at the last of the 3 steps (from 0)
+        assert math.isfinite(float(epoch_end[-1]["train/loss"]))
+    rows = table_rows(train_step_overhead.format_table(results, hidden_size=4))
+    assert list(rows) == list(units)
     for result in results:
-        plain, lightning, ratio, paired, cpu, bare_per_s, bare_ratio = rows[result.cell]
+        plain, lightning, ratio, paired, cpu, bare_per_s, bare_paired, bare_cpu = rows[result.cell]
         assert (plain, lightning, bare_per_s) == tuple(
             f"{result.per_s(path):.0f}" for path in ("plain", "lightning", bare)
         )
-        assert (ratio, paired, cpu, bare_ratio) == (
+        assert (ratio, paired, cpu, bare_paired, bare_cpu) == (
             f"{result.ratio():.3f}",
             f"{result.paired_ratio():.3f}",
             f"{result.cpu_ratio():.3f}",
-            f"{result.ratio(bare):.3f}",
+            f"{result.paired_ratio(bare):.3f}",
+            f"{result.cpu_ratio(bare):.3f}",
         )
+
+
+def test_every_classifier_path_times_the_stated_steps_of_every_cell(tmp_path):
+    results = train_step_overhead.run_benchmark(
+        ("classifier",), CELLS, hidden_size=4, warmup=1, steps=2, repeats=2, device="cpu", work_dir=tmp_path,
+        bare=True, batch_size=8,
+    )  # fmt: skip
+    check_overhead_results(results, [f"classifier/{cell}" for cell in CELLS], tmp_path, repeats=2)
+    assert all(t.items == 16 for r in results for ts in r.timings.values() for t in ts)  # 2 steps x 8
+
+
+@pytest.mark.slow
+def test_every_task_path_times_the_stated_steps(tmp_path):
+    results = train_step_overhead.run_benchmark(
+        TASKS, ("gru",), hidden_size=4, warmup=1, steps=2, repeats=1, device="cpu", work_dir=tmp_path,
+        bare=True, batch_size=4,
+    )  # fmt: skip
+    check_overhead_results(results, [f"{task}/gru" for task in TASKS], tmp_path, repeats=1)
+
+
+def test_every_task_of_the_issue_has_a_benchmark_step_and_the_others_stop_the_script(tmp_path):
+    """The seven tasks of issue 24 each have a plain step; a task class without one (those merged later:
+    listed in the report as not yet covered) makes the benchmark stop by name, never leaves a row out."""
+    task_classes = {name for name, path in CLASS_PATHS.items() if path.startswith("rnnexp.tasks.")}
+    covered = set()
+    for task in TASKS:
+        cfg = train_step_overhead.bench_config(
+            task, "gru", 4, tmp_path / "data", tmp_path / task, 3, "cpu", 4
+        )
+        assert callable(plain_step_for(cfg))
+        assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
+        covered.add(cfg.task._target_.rsplit(".", 1)[-1])
+    assert covered <= task_classes and len(covered) == 6  # the regressor serves two rows
+    for name in sorted(task_classes - covered):
+        stub = OmegaConf.create({"task": {"_target_": CLASS_PATHS[name]}})
+        with pytest.raises(SystemExit, match=f"no plain training step for task class {name}"):
+            plain_step_for(stub)
+    with pytest.raises(SystemExit, match=r"no benchmark step for task\(s\) \['tagger'\]"):
+        train_step_overhead.main(["--tasks", "tagger"])
 
 
 def test_the_lightning_path_is_the_default_mnist_rows_config_with_clipping_on(tmp_path):
     cfg = train_step_overhead.bench_config(
-        "lstm", train_step_overhead.Shape(), tmp_path / "data", tmp_path / "run", max_steps=3, device="cpu"
+        "classifier", "lstm", 128, tmp_path / "data", tmp_path / "run", 3, "cpu"
     )
     assert cfg.datamodule._target_.endswith("MnistRows") and cfg.model.cell == "lstm"
+    assert cfg.datamodule.batch_size == 128  # the datamodule's default
     assert cfg.trainer.gradient_clip_val == 1.0  # the plain loop clips the same way (clip_gradients)
     assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
     # What runs each step stays in: the default callbacks minus checkpoints, early stopping and progress bar.
@@ -95,13 +135,25 @@ def run_main(module, *args: str) -> None:
         torch.set_num_threads(threads)
 
 
-def test_the_mnist_command_line_prints_a_row_per_cell(capsys):
-    run_main(train_step_overhead, "--cells", "gru", "--batch-size", "4", "--hidden-size", "4")
+def test_the_overhead_command_line_prints_a_row_per_task_and_cell(capsys):
+    run_main(
+        train_step_overhead,
+        "--tasks",
+        "regressor",
+        "--cells",
+        "gru",
+        "--batch-size",
+        "4",
+        "--hidden-size",
+        "4",
+    )
     out = capsys.readouterr().out
     assert "threads 1" in out and torch.__version__ in out
     rows = table_rows(out)
-    assert list(rows) == ["gru"] and len(rows["gru"]) == 5  # no bare columns without --bare
-    assert all(float(value) > 0 for value in rows["gru"])
+    assert (
+        list(rows) == ["regressor/gru"] and len(rows["regressor/gru"]) == 5
+    )  # no bare columns without --bare
+    assert all(float(value) > 0 for value in rows["regressor/gru"])
 
 
 def test_both_text_paths_and_generation_time_the_stated_steps_of_every_cell(tmp_path):
@@ -133,6 +185,25 @@ def test_the_text_command_line_prints_a_row_per_cell(capsys):
              "--num-layers", "1", "--embedding-dim", "4", "--gen-length", "5")  # fmt: skip
     rows = table_rows(capsys.readouterr().out)
     assert list(rows) == ["rnn"] and all(float(value) > 0 for value in rows["rnn"])
+
+
+def test_the_text_quality_arms_score_the_same_validation_characters(tmp_path):
+    """The evaluation every arm gets is rnnexp's own validation when that covers the whole split: so the
+    table compares the loops on identical characters, and rnnexp's logged value differs only by its subset."""
+    from benchmarks import text_quality
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("".join(f"line {i % 7} of the tale, told {i % 3} times.\n" for i in range(400)))
+    settings = text_quality.Settings(hidden_size=8, num_layers=1, seq_len=10, batch_size=4, steps=3)
+    datamodule = text_quality.corpus_splits(corpus, settings)
+    full = text_quality.run_rnnexp(corpus, datamodule, settings, "rnnexp", ("trainer.limit_val_batches=1.0",))
+    assert full.logged_val_bpc == pytest.approx(full.val_bpc, rel=1e-5)
+    plain = text_quality.run_plain(datamodule, settings)
+    matched = text_quality.run_rnnexp(corpus, datamodule, settings, "rnnexp_matched")
+    for result in (full, plain, matched):
+        assert result.train_chars == 3 * 4 * 10 and math.isfinite(result.val_bpc) and result.train_cpu_s > 0
+    rows = table_rows(text_quality.format_table([dataclasses.asdict(r) for r in (plain, full, matched)]))
+    assert list(rows) == ["plain", "rnnexp", "rnnexp_matched"]
 
 
 @pytest.mark.parametrize("path", sorted(BENCHMARKS.glob("*.py")), ids=lambda p: p.name)

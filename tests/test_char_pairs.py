@@ -42,7 +42,7 @@ def test_splits_tensors_and_batches():
     n = int(source_lengths[row])
     assert dm.vocab.decode(target[row, :n]) == dm.vocab.decode(source[row, :n])[::-1]
     assert target[row, n] == dm.vocab.end_id and int(target_lengths[row]) == n + 1
-    batch = dm.on_after_batch_transfer(dm.datasets["train"][torch.arange(4)], 0)
+    batch = dm.on_before_batch_transfer(dm.datasets["train"][torch.arange(4)], 0)
     assert batch[0].shape[1] == int(batch[1].max()) and batch[2].shape[1] == int(batch[3].max())
 
 

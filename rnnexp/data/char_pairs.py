@@ -197,9 +197,10 @@ class CharPairs(TensorDataModule):
         target[torch.arange(len(pairs)), target_lengths] = self.vocab.end_id
         return source, source_lengths, target, target_lengths + 1
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
         source, source_lengths, target, target_lengths = batch
-        # Trimmed to this batch's longest sequences: padding beyond them would only cost compute.
+        # Trimmed to this batch's longest sequences (padding beyond them would only cost compute), on the host
+        # before the transfer: reading the longest length there needs no wait for a GPU.
         return (
             source[:, : int(source_lengths.max())],
             source_lengths,

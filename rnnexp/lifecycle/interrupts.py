@@ -22,10 +22,12 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_info
 
 from rnnexp.lifecycle.checkpoint import newest_checkpoint_of
 from rnnexp.lifecycle.resume import run_resume_command
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 
 log = logging.getLogger(__name__)
 
 
+@skip_unused_batch_hooks
 class InterruptCheckpoint(pl.Callback):
     """On SIGTERM (pre-emption, ``scancel``, a job's time limit) or a first Ctrl-C: save ``<dirpath>/<filename>.ckpt``
     at the end of the running training batch, log how to resume, and exit with status 128 + the signal

@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from lightning_fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
+
 log = logging.getLogger(__name__)
 
 
@@ -32,6 +34,7 @@ def strategy_for_launch(strategy: Any, multirun: bool) -> Any:
     return "ddp_spawn"
 
 
+@skip_unused_batch_hooks
 class ReportProgress(pl.Callback):
     """Puts the epochs and steps the fit reached into ``callback_metrics``: ranks spawned by ``ddp_spawn``
     send the launching process their metrics and weights, but not their loops' counters."""

@@ -10,12 +10,14 @@ from pytorch_lightning.utilities.rank_zero import rank_zero_warn
 
 from rnnexp.errors import ConfigError, TrainingError
 from rnnexp.lifecycle.checkpoint import newest_checkpoint_of
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 
 log = logging.getLogger(__name__)
 
 NON_FINITE_ACTIONS = ("stop", "skip")
 
 
+@skip_unused_batch_hooks
 class NonFiniteLossGuard(pl.Callback):
     """A NaN/inf loss either stops the run before it is back-propagated (``action="stop"``: no update poisons
     the weights, and the newest checkpoint stays good) or drops that update and goes on (``"skip"``, for rare
@@ -32,6 +34,8 @@ class NonFiniteLossGuard(pl.Callback):
                 f"callbacks.non_finite_loss.max_consecutive_skips={max_consecutive_skips!r} must be an integer."
             )
         self.action = action
+        if action != "skip":
+            self.on_before_optimizer_step = None  # only skipping acts there: Lightning passes over it
         self.max_consecutive_skips = max_consecutive_skips
         self.bad_loss: float | None = None  # the current step's loss, when it is not finite
         self.consecutive_skips = 0

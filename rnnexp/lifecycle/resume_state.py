@@ -18,6 +18,7 @@ from rnnexp.lifecycle.checkpoint import (
     METRIC_STATES_EPOCH_FINISHED,
     METRIC_STATES_VALIDATION_FINISHED,
 )
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 
 
 def random_states() -> dict[str, Any]:
@@ -42,6 +43,7 @@ def set_random_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(state), gauss))
 
 
+@skip_unused_batch_hooks
 class ResumeState(pl.Callback):
     """What a checkpoint needs beyond Lightning's own for a resumed run to end bit-identical to an
     uninterrupted one: the random generators' states (dropout masks continue where they stopped) and the

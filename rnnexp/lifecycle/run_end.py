@@ -7,6 +7,8 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
+
 VALIDATED_AT = "progress/validated_at_step"
 
 
@@ -20,6 +22,7 @@ def is_final_batch(trainer: pl.Trainer) -> bool:
     return last_epoch and batch_idx + 1 >= trainer.num_training_batches
 
 
+@skip_unused_batch_hooks
 class ValidateAtRunEnd(pl.Callback):
     """Asks Lightning to stop after the run's final batch, because a requested stop is also what makes it
     validate there ("should_stop" validates, see ``_should_check_val_fx``): a step budget would otherwise end

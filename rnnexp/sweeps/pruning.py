@@ -16,11 +16,13 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 from rnnexp.lifecycle.validation_clock import is_fit_validation
 
 log = logging.getLogger(__name__)
 
 
+@skip_unused_batch_hooks
 class OptunaPruning(pl.Callback):
     """Does nothing outside an Optuna sweep (``trial.number`` is null). ``pruned_at`` is the validation
     (0, 1, ...) at which the trial was pruned, or None. Steps are validations, not optimizer steps, so that

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.plugins.precision import MixedPrecision, Precision
+from pytorch_lightning.utilities import GradClipAlgorithmType
 from torch import nn
 from torchmetrics import MeanMetric, Metric
 
@@ -17,6 +19,7 @@ from rnnexp.lifecycle.validation_clock import (
     validations_in_run,
 )
 from rnnexp.models.recurrent import RecurrentNet, RecurrentSpec
+from rnnexp.tasks.step_metrics import accumulate
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 SchedulerFactory = Callable[..., Any]
@@ -46,6 +49,8 @@ class SequenceTask(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.scheduler_monitor = scheduler_monitor
         self.last_grad_norm: torch.Tensor | None = None
+        # (optimizer, norm) of this step's gradients, taken before clipping; reused to clip them
+        self.step_grad_norm: tuple[torch.optim.Optimizer, torch.Tensor] | None = None
         # Batch-size-weighted mean loss per stage: every task logs a comparable `<stage>/loss`.
         self.train_loss, self.val_loss, self.test_loss = MeanMetric(), MeanMetric(), MeanMetric()
 
@@ -98,7 +103,7 @@ class SequenceTask(pl.LightningModule):
         inputs, targets, *rest = batch
         preds = self.batch_predictions(inputs, stage, *rest)
         loss = self.loss(preds, targets)
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=inputs.shape[0])
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=inputs.shape[0])
         self.update_metrics(stage, preds.detach(), targets)
         return {"loss": loss, "preds": preds.detach()}
 
@@ -133,8 +138,9 @@ class SequenceTask(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         self.log_epoch_metrics("test")
 
-    def training_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
-        return self.model_step(batch, "train")
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        # Only the loss: Lightning detaches every other entry of a returned dict each step, unread in training.
+        return self.model_step(batch, "train")["loss"]
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:
         return self.model_step(batch, "val")
@@ -146,10 +152,38 @@ class SequenceTask(pl.LightningModule):
         # Lightning calls this after backward and before gradient clipping: the norm logged is the raw one,
         # over the optimizer's parameters (those Lightning clips; no walk over every submodule each step).
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        self.step_grad_norm = None
         if grads:
             self.last_grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
+            self.step_grad_norm = (optimizer, self.last_grad_norm)
             if self.loggers_write_this_step():
                 self.log("train/grad_norm", self.last_grad_norm, on_step=True, on_epoch=False)
+
+    def configure_gradient_clipping(
+        self,
+        optimizer: torch.optim.Optimizer,
+        gradient_clip_val: float | None = None,
+        gradient_clip_algorithm: str | None = None,
+    ) -> None:
+        """Clip by norm with the norm ``on_before_optimizer_step`` just took of the same gradients, instead of
+        Lightning taking it a second time (``clip_grad_norm_`` is ``get_total_norm`` + ``clip_grads_with_norm_``,
+        so the result is the same). Other algorithms, precisions and strategies: Lightning's own clipping."""
+        computed, self.step_grad_norm = getattr(self, "step_grad_norm", None), None
+        plugin = self.trainer.precision_plugin  # 32-bit or bf16: gradients are not scaled, as fp16 AMP's are
+        plain_precision = type(plugin) is Precision or (
+            type(plugin) is MixedPrecision and plugin.scaler is None
+        )
+        if (
+            gradient_clip_val
+            and gradient_clip_algorithm in (None, GradClipAlgorithmType.NORM)
+            and computed is not None
+            and computed[0] is optimizer
+            and plain_precision
+        ):
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            torch.nn.utils.clip_grads_with_norm_(params, gradient_clip_val, computed[1])
+            return
+        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
     def loggers_write_this_step(self) -> bool:
         """Whether Lightning sends this step's ``on_step`` values to the loggers (every

@@ -15,6 +15,7 @@ from rnnexp.models.caption_net import CaptionNet
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory
 from rnnexp.tasks.figures import plot_captions, publish_figure
+from rnnexp.tasks.step_metrics import accumulate
 from rnnexp.tasks.translator import CharTranslator, output_length, score_outputs
 
 FIGURE_IMAGES = 16
@@ -104,8 +105,8 @@ class ImageCaptioner(CharTranslator):
     ) -> None:
         labels = batch[3]
         classes = caption_classes(outputs, self.trainer.datamodule.caption_ids)
-        getattr(self, f"{stage}_acc").update((classes == labels).float())
-        getattr(self, f"{stage}_no_class").update((classes < 0).float())
+        accumulate(getattr(self, f"{stage}_acc"), (classes == labels).float())
+        accumulate(getattr(self, f"{stage}_no_class"), (classes < 0).float())
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

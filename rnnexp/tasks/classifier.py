@@ -10,6 +10,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 from rnnexp.models.recurrent import RecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.figures import plot_confusion_matrix, publish_figure
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class SequenceClassifier(SequenceTask):
@@ -40,9 +41,9 @@ class SequenceClassifier(SequenceTask):
         return F.cross_entropy(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        getattr(self, f"{stage}_acc").update(preds, targets)
+        accumulate(getattr(self, f"{stage}_acc"), preds, targets)
         if stage == "test":
-            self.confusion.update(preds, targets)
+            accumulate(self.confusion, preds, targets)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

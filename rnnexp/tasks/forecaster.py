@@ -21,6 +21,7 @@ from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.data_units import target_scale, to_data_units
 from rnnexp.tasks.figures import publish_figure
 from rnnexp.tasks.forecast_baselines import persistence_forecast, seasonal_naive_forecast
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class StepwiseMSE(Metric):
@@ -132,7 +133,7 @@ class Forecaster(SequenceTask):
         else:
             preds = self.net(context)  # free-running: the truth is never passed in
         loss = self.loss(preds, future)
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=context.shape[0])
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=context.shape[0])
         self.update_forecast_metrics(stage, context, preds.detach(), future)
         return {"loss": loss, "preds": preds.detach()}
 
@@ -149,10 +150,12 @@ class Forecaster(SequenceTask):
         """The model's and the baselines' errors, scaled and (when the datamodule scales) in data units."""
         scale = target_scale(self, future.device)
         self.has_data_units = scale is not None
-        getattr(self, f"{stage}_metrics").update(preds, future)
+        accumulate(getattr(self, f"{stage}_metrics"), preds, future)
         if scale is not None:
-            getattr(self, f"{stage}_metrics_data").update(
-                to_data_units(preds, scale), to_data_units(future, scale)
+            accumulate(
+                getattr(self, f"{stage}_metrics_data"),
+                to_data_units(preds, scale),
+                to_data_units(future, scale),
             )
         if stage == "train":
             return
@@ -163,9 +166,11 @@ class Forecaster(SequenceTask):
                 units.append(("_data", to_data_units(forecast, scale), to_data_units(future, scale)))
             for suffix, value, truth in units:
                 if name:
-                    getattr(self, f"{stage}_{name}_mse{suffix}").update(value, truth)
+                    accumulate(getattr(self, f"{stage}_{name}_mse{suffix}"), value, truth)
                 if stage == "test":
-                    getattr(self, f"test_step_{name + '_' if name else ''}mse{suffix}").update(value, truth)
+                    accumulate(
+                        getattr(self, f"test_step_{name + '_' if name else ''}mse{suffix}"), value, truth
+                    )
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

@@ -20,6 +20,7 @@ from rnnexp.models.recurrent import Hidden, RecurrentSpec
 from rnnexp.models.sampling import check_prompt, check_sampling_options, sample
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class CharLanguageModel(CarriesHiddenState, SequenceTask):
@@ -91,7 +92,7 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         self.carry(stage, hidden)
         loss = self.loss(logits, targets)
         # Weighted per character, so a short last window counts less; logged once, at the end of the epoch.
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=targets.numel())
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=targets.numel())
         return {"loss": loss}
 
     def validation_step(self, batch, batch_idx: int) -> dict[str, torch.Tensor]:

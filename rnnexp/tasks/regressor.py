@@ -13,6 +13,7 @@ from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
 from rnnexp.tasks.carried_state import CarriesHiddenState
 from rnnexp.tasks.data_units import target_scale, to_data_units
 from rnnexp.tasks.figures import plot_sequences, publish_figure
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class SequenceRegressor(CarriesHiddenState, SequenceTask):
@@ -74,12 +75,12 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
         return F.mse_loss(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        getattr(self, f"{stage}_metrics").update(preds, targets)
+        accumulate(getattr(self, f"{stage}_metrics"), preds, targets)
         scale = target_scale(self, preds.device)
         self.has_data_units = scale is not None
         if scale is not None:
             data = getattr(self, f"{stage}_metrics_data")
-            data.update(to_data_units(preds, scale), to_data_units(targets, scale))
+            accumulate(data, to_data_units(preds, scale), to_data_units(targets, scale))
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

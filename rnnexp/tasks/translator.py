@@ -17,6 +17,7 @@ from rnnexp.errors import ConfigError
 from rnnexp.models.char_seq2seq import CharSeq2Seq
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.step_metrics import accumulate
 
 SAMPLES_FILE = "translations.txt"  # in the run directory
 
@@ -155,15 +156,15 @@ class CharTranslator(SequenceTask):
         logits = self.net(*inputs, target, teacher_forcing=ratio, generator=generator)
         loss = self.loss(logits, target)
         characters = target_lengths.sum()
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=characters)
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=characters)
         if stage == "train":
             _, right = score_outputs(logits.detach().argmax(-1), target, target_lengths)
         else:
             outputs = self.net.generate(*inputs, beam_size=self.hparams.beam_size)  # the target is not passed
             exact, right = score_outputs(outputs, target, target_lengths)
-            getattr(self, f"{stage}_exact_match").update(exact.float())
+            accumulate(getattr(self, f"{stage}_exact_match"), exact.float())
             self.update_output_metrics(stage, outputs, batch)
-        getattr(self, f"{stage}_char_acc").update(right.sum() / characters, weight=characters)
+        accumulate(getattr(self, f"{stage}_char_acc"), right.sum() / characters, weight=characters)
         return {"loss": loss} if stage == "train" else {"loss": loss, "outputs": outputs}
 
     def update_output_metrics(
