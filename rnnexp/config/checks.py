@@ -53,6 +53,7 @@ Rule = Callable[[str, Any], None]
 def check_config(cfg: DictConfig) -> None:
     """Refuse the first bad value with a ConfigError naming its key; called by ``train`` before anything."""
     require_int("seed", cfg.get("seed"), 0, 42, allow=[None])
+    require_int("num_threads", cfg.get("num_threads"), 1, 1, allow=[None])  # 0 is not "torch's default"
     monitor = cfg.get("monitor")
     if monitor is not None:
         require_choice("monitor.mode", monitor.get("mode"), MODES)

@@ -32,7 +32,7 @@ class SweepSummary(Callback):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # the sqlite storage's schema set-up chatter
         sweep_dir = Path(config.hydra.sweep.dir)
         # Optuna's sqlite storage lives in the sweep directory, and sqlite does not create folders.
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # checked writable by CheckOutputDir, listed before
         if not (sweep_dir / "multirun.yaml").exists():  # Hydra's basic sweeper writes it, Optuna's does not
             OmegaConf.save(config, sweep_dir / "multirun.yaml")
         if OmegaConf.select(config, "hydra.sweeper.storage"):
