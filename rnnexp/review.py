@@ -2,6 +2,10 @@
 time), learning curves overlaid, the best run, the effect of each swept parameter, and a static report.
 
     python -m rnnexp.review logs/train/multiruns/<time> --out report.html     (or --out report.png)
+    python -m rnnexp.review DIR_A DIR_B --replicate-keys seed datamodule.seed   (sweeps of different days)
+
+Runs that differ only in their replicate keys (default: the runs' ``replicate_keys`` config, i.e. ``seed``)
+are one group: the groups' comparison is printed and written as comparison.csv/.json beside the report.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import sys
 from pathlib import Path
 
 from rnnexp.errors import DataError
+from rnnexp.sweeps.comparison import compare_groups, print_comparison, write_comparison
 from rnnexp.sweeps.records import load_sweep
 from rnnexp.sweeps.report import print_runs_table, terminal, write_report
 
@@ -21,15 +26,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, help="report.html or report.png (default: <sweep dir>/report.html)"
     )
+    parser.add_argument(
+        "--replicate-keys", nargs="+", help="overrides whose values make replicates (default: seed)"
+    )
     args = parser.parse_args(argv)
     try:
         runs = load_sweep(*args.sweep_dirs)
-        print_runs_table(runs, terminal())
+        if args.replicate_keys:
+            runs.attrs["replicate_keys"] = args.replicate_keys
+        console = terminal()
+        print_runs_table(runs, console)
+        table = compare_groups(runs)
+        print_comparison(table, console)
         out = write_report(args.sweep_dirs, args.out or args.sweep_dirs[0] / "report.html", runs)
+        csv_path, json_path = write_comparison(table, out.parent)
     except DataError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
-    print(f"report written to {out}")
+    print(f"report written to {out}; group comparison in {csv_path} and {json_path.name}")
     return 0
 
 

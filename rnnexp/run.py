@@ -21,7 +21,7 @@ from rich.table import Table
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.launch import in_multirun
 from rnnexp.sweeps.dashboards import mark_pruned_in_wandb, name_tensorboard_run
-from rnnexp.sweeps.jobs import sweep_job
+from rnnexp.sweeps.jobs import replicate_id, sweep_job
 from rnnexp.training import train
 
 log = logging.getLogger("rnnexp")
@@ -65,16 +65,24 @@ def wandb_credentials_found() -> bool:
 
 
 def prepare_wandb(cfg: DictConfig) -> None:
-    """For ``logger=wandb``: in a multirun, group the jobs by sweep and name each after its job number; with
-    no API key and no WANDB_MODE chosen, log offline instead of prompting."""
+    """For ``logger=wandb``: in a multirun, group the jobs by sweep and replicate group (``<sweep>-model=gru``;
+    the sweep's name alone when only replicates vary), mark the replicate as the job type (``seed=1``) and
+    name each after its job number; with no API key and no WANDB_MODE chosen, log offline instead of
+    prompting."""
     node = (cfg.get("logger") or {}).get("wandb")
     if not isinstance(node, DictConfig):
         return
     if (job := sweep_job(cfg)) is not None:  # a grid job or an Optuna trial's job
         sweep_name = job.sweep_dir.name
+        group = job.group(list(cfg.get("replicate_keys") or ["seed"]))
         with open_dict(node):
-            node.group = node.get("group") or sweep_name
+            # Replicates (runs differing only in seed) share a group: wandb's grouped view averages them.
+            node.group = (
+                node.get("group") or (sweep_name if group == "all" else f"{sweep_name}-{group}")[:128]
+            )
             node.name = node.get("name") or f"{sweep_name}-{job.number}"
+            if node.get("job_type") in (None, "train"):  # the config's default: say which replicate
+                node.job_type = replicate_id(cfg)[:64]  # seed=1
     if "WANDB_MODE" not in os.environ and not wandb_credentials_found():
         os.environ["WANDB_MODE"] = "offline"  # also for the later jobs of a multirun
         log.warning(

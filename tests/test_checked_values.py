@@ -23,6 +23,8 @@ QUIET = ["print_config=false", "trainer.enable_model_summary=false", "~callbacks
 CONFIG_CASES = [
     (["seed=abc"], "seed='abc'"),
     (["seed=1.5"], "seed=1.5"),
+    (["replicate_keys=[sed]"], "replicate_keys names 'sed'"),
+    (["replicate_keys=seed"], "replicate_keys='seed'"),
     (["trainer.max_epochs=0"], "trainer.max_epochs=0"),
     (["trainer.max_epochs=-2"], "trainer.max_epochs=-2"),
     (["trainer.max_epochs=-1"], "trainer.max_epochs=-1"),  # and no other budget: never ends

@@ -51,6 +51,7 @@ def test_tensorboard_hparams_list_every_job_of_a_grid_with_its_metrics(tmp_path_
     for job, ((hparams, metrics), results) in completed.items():
         assert hparams["model.cell"] == ("rnn" if job == "0" else "gru")
         assert hparams["optimizer.lr"] == pytest.approx(0.003) and hparams["trial_state"] == "completed"
+        assert hparams["group"] == f"model={hparams['model.cell']},lr=0.003"  # its replicate group
         assert metrics["val/mse_best"] == pytest.approx(results["val"]["val/mse_best"])
         assert metrics["test/mse"] == pytest.approx(results["test"]["test/mse"])
 

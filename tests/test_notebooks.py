@@ -55,6 +55,8 @@ def test_review_notebook_runs_on_a_sweep_with_failed_jobs(tmp_path_factory, monk
     notebook = execute("review_sweep.ipynb")
     shown = text_of(notebook)
     assert f"{sweep_dir}: 4 jobs" in shown and "'failed': 2" in shown
+    # the groups of replicates: no seed swept, so each group is one run, and it says so
+    assert "4 groups (replicates: seed)" in shown and "n = 1: a single run" in shown
     assert images(notebook) >= 3  # learning curves, parameter effects, the best run's saved figure
     assert (sweep_dir / "report.html").is_file()
 

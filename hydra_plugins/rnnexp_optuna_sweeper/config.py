@@ -75,6 +75,9 @@ class OptunaSweeperConf:
     threads_per_trial: int | None = None  # torch CPU threads of each trial; null: the CPUs / n_jobs
     max_study_trials: int | None = None  # stop asking once the study holds this many (all workers counted)
     params: dict[str, str] | None = None
+    # Fork each trial's job from a process that imported torch + Lightning once (rnnexp.sweeps.job_processes);
+    # false: `python train.py ...` per trial, as before (pays ~4 s of imports each).
+    preload: bool = True
 
 
 def register() -> None:

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.rnnexp_optuna_sweeper.search_space import override_value, search_space
 from rnnexp.errors import ConfigError, explained_exit
+from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
 from rnnexp.sweeps.storage import open_storage
 
 log = logging.getLogger("rnnexp.sweeper")
@@ -40,7 +41,7 @@ TrialState = optuna.trial.TrialState
 @dataclass
 class RunningTrial:
     trial: optuna.trial.Trial
-    process: subprocess.Popen
+    process: subprocess.Popen | JobProcess
     job_dir: Path
     started: float
 
@@ -82,6 +83,12 @@ def create_study_at(storage: str | None, **options: Any) -> optuna.Study:
         ) from None
 
 
+def job_threads(n_jobs: int, threads_per_job: int | None) -> int:
+    """torch CPU threads of one sweep job with ``n_jobs`` in flight (the ``num_threads=`` override every
+    trial of this sweeper and every job of rnnexp's parallel grid launcher gets)."""
+    return threads_per_job or max(1, (os.cpu_count() or 1) // n_jobs)
+
+
 class OptunaSweeper(Sweeper):
     """``hydra/sweeper=rnnexp_optuna``; its options are ``OptunaSweeperConf`` (config.py)."""
 
@@ -97,6 +104,7 @@ class OptunaSweeper(Sweeper):
         threads_per_trial: int | None,
         max_study_trials: int | None,
         params: dict[str, str] | None,
+        preload: bool = True,
     ) -> None:
         self.sampler = instantiate(sampler) if isinstance(sampler, DictConfig) else sampler
         self.pruner = instantiate(pruner) if isinstance(pruner, DictConfig) else pruner
@@ -108,6 +116,8 @@ class OptunaSweeper(Sweeper):
         self.threads_per_trial = threads_per_trial
         self.max_study_trials = max_study_trials
         self.params = dict(params) if params else None
+        self.preload = preload
+        self.context = job_context(preload) if preload else None
         self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
@@ -133,7 +143,7 @@ class OptunaSweeper(Sweeper):
             )
 
     def threads(self) -> int:
-        return self.threads_per_trial or max(1, (os.cpu_count() or 1) // self.n_jobs)
+        return job_threads(self.n_jobs, self.threads_per_trial)
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
         with explained_exit():
@@ -211,9 +221,15 @@ class OptunaSweeper(Sweeper):
             f"hydra.run.dir={job_dir}",
         ]
         (job_dir / "command.txt").write_text(shlex.join(command) + "\n")
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
-        with open(job_dir / "output.log", "wb") as output:
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+        env = {"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
+        if self.context is not None:  # forked from the forkserver that imported torch and Lightning once
+            args = (command[1:], job_dir / "output.log", env)
+            process = start_job(self.context, run_command, args, job_dir, [*fixed, *sampled, *plumbing])
+        else:  # a fresh interpreter: pays the imports again
+            with open(job_dir / "output.log", "wb") as output:
+                process = subprocess.Popen(
+                    command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **env}
+                )
         return RunningTrial(trial, process, job_dir, time.time())
 
     def pruner_override(self) -> str:
@@ -227,6 +243,8 @@ class OptunaSweeper(Sweeper):
         return "{" + ",".join(items) + "}"
 
     def finish(self, study: optuna.Study, job: RunningTrial) -> None:
+        if job.process.returncode != 0:  # killed or crashed: failure.json says how, for the review
+            record_exit(job.job_dir, job.process.returncode, time.time() - job.started)
         state, value = trial_outcome(job.job_dir, job.process.returncode)
         if state == TrialState.COMPLETE:
             study.tell(job.trial, value)

@@ -14,7 +14,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnexp.config.cadence import check_validation_consumers
 from rnnexp.config.values import (
@@ -29,6 +29,7 @@ from rnnexp.config.values import (
 from rnnexp.errors import ConfigError
 
 MODES = ("min", "max")
+MISSING_KEY = object()
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps", "tpu")
 PRECISIONS = (
     "32-true",
@@ -69,6 +70,22 @@ def check_config(cfg: DictConfig) -> None:
     check_validation_consumers(cfg)
     for key in ("test", "print_config"):
         require_bool(key, cfg.get(key, False))
+    check_replicate_keys(cfg)
+
+
+def check_replicate_keys(cfg: DictConfig) -> None:
+    """``replicate_keys`` (what makes runs replicates of one group in a comparison) must name config keys."""
+    keys = cfg.get("replicate_keys")
+    if keys is None:
+        return
+    if not isinstance(keys, ListConfig) or not all(isinstance(k, str) and k for k in keys):
+        fail("replicate_keys", keys, "a list of config keys whose values tell replicates apart", "[seed]")
+    for key in keys:
+        if OmegaConf.select(cfg, key, default=MISSING_KEY) is MISSING_KEY:
+            raise ConfigError(
+                f"replicate_keys names {key!r}, which is not a key of the config; name keys that exist, e.g. "
+                "replicate_keys=[seed] or replicate_keys=[seed,datamodule.seed]."
+            )
 
 
 def check_trainer(trainer: DictConfig) -> None:

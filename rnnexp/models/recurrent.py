@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnexp.errors import ConfigError
 
@@ -102,6 +103,12 @@ class RecurrentNet(nn.Module):
     Many-to-one readout uses ``spec.pooling``: ``last`` is the final hidden state of the top layer (both
     directions when bidirectional, so the backward direction contributes its state after reading the whole
     sequence), ``mean`` averages the top layer's outputs over time.
+
+    Variable-length batches: ``lengths`` ``(batch,)`` gives each right-padded row's number of real steps. The
+    recurrent layer then reads a packed sequence, so padding never reaches the state: ``last`` is each
+    sequence's own last state (the backward direction starts at each sequence's own end), ``mean`` averages
+    real steps only, and a prediction equals that of the sequence alone. Per-step outputs at padded positions
+    are the head applied to zeros; the task must mask them out of its loss and metrics.
     """
 
     def __init__(self, spec: RecurrentSpec, input_size: int, output_size: int, per_step: bool = False):
@@ -114,22 +121,44 @@ class RecurrentNet(nn.Module):
         directions = 2 if spec.bidirectional else 1
         self.head = nn.Linear(spec.hidden_size * directions, output_size)
 
-    def forward(self, x: torch.Tensor, hidden: Hidden | None = None) -> torch.Tensor:
-        return self.forward_with_state(x, hidden)[0]
+    def forward(
+        self, x: torch.Tensor, hidden: Hidden | None = None, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return self.forward_with_state(x, hidden, lengths)[0]
 
     def forward_with_state(
-        self, x: torch.Tensor, hidden: Hidden | None = None
+        self, x: torch.Tensor, hidden: Hidden | None = None, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, Hidden]:
-        """The prediction and the final hidden state, for a task that carries it into the next batch."""
-        outputs, hidden = self.rnn(x, hidden)  # outputs: (batch, time, hidden * directions)
+        """The prediction and the final hidden state, for a task that carries it into the next batch.
+
+        ``lengths`` ``(batch,)``: real steps per row of a right-padded ``x`` (see the class docstring).
+        """
+        if lengths is None:
+            outputs, hidden = self.rnn(x, hidden)  # outputs: (batch, time, hidden * directions)
+        else:
+            outputs, hidden = self.packed_outputs(x, hidden, lengths)
         if self.per_step:
             return self.head(outputs), hidden
         if self.spec.pooling == "mean":
-            return self.head(outputs.mean(dim=1)), hidden
+            if lengths is None:
+                return self.head(outputs.mean(dim=1)), hidden
+            # Padded outputs are zeros (pad_packed_sequence), so the sum runs over real steps only.
+            counts = lengths.to(device=outputs.device, dtype=outputs.dtype).unsqueeze(1)
+            return self.head(outputs.sum(dim=1) / counts), hidden
         h_n = final_hidden(hidden)
         directions = 2 if self.spec.bidirectional else 1
         top = h_n[-directions:]  # (directions, batch, hidden): the top layer, each direction's last state
         return self.head(top.transpose(0, 1).reshape(x.shape[0], -1)), hidden
+
+    def packed_outputs(
+        self, x: torch.Tensor, hidden: Hidden | None, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, Hidden]:
+        """Run the recurrent layer over a packed batch; outputs ``(batch, time, hidden * directions)`` with
+        zeros at padded positions, the final state of every sequence at its own length."""
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_outputs, hidden = self.rnn(packed, hidden)  # both in the batch's original order
+        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=x.shape[1])
+        return outputs, hidden
 
     def describe(self) -> dict[str, Any]:
         """Everything needed to rebuild this network (stored in checkpoints)."""

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from rnnexp.sweeps.jobs import SweepJob
+from rnnexp.sweeps.jobs import SweepJob, sweep_job
 
 # Config sections whose values are the hyperparameters of a run (paths, loggers and hydra are not).
 HPARAM_SECTIONS = ("model", "datamodule", "task", "optimizer", "scheduler", "trainer", "seed")
@@ -55,6 +55,8 @@ def log_hparams_with_metrics(loggers: list[Any], cfg: DictConfig, results: dict[
     if not metrics:
         return
     params = {**flat_hparams(cfg), "trial_state": results.get("status", "completed")}
+    if (job := sweep_job(cfg)) is not None:  # replicates share a group: sort or filter the HParams rows by it
+        params["group"] = job.group(list(cfg.get("replicate_keys") or ["seed"]))
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             writer = logger.experiment._get_file_writer()

@@ -25,11 +25,27 @@ class SweepJob:
     @property
     def label(self) -> str:
         """``3-model=gru,lr=0.0031``: the job number and its values of what the sweep varies."""
-        short = {key.rsplit(".", 1)[-1]: value for key, value in self.varying.items()}
-        if len(short) < len(self.varying):
-            short = self.varying
-        text = ",".join(f"{key}={value}" for key, value in short.items())
+        text = describe(self.varying)
         return f"{self.number}-{text}"[:120] if text else str(self.number)
+
+    def group(self, replicate_keys: list[str]) -> str:
+        """``model=gru,lr=0.0031``: what the sweep varies except the replicate keys (the same text as the
+        comparison's group column for one sweep); ``all`` when only replicates vary."""
+        return describe({k: v for k, v in self.varying.items() if k not in replicate_keys}) or "all"
+
+
+def describe(values: dict[str, str]) -> str:
+    """``{"model": "gru", "optimizer.lr": "0.003"}`` → ``model=gru,lr=0.003`` (full keys if short ones clash)."""
+    short = {key.rsplit(".", 1)[-1]: value for key, value in values.items()}
+    if len(short) < len(values):
+        short = values
+    return ",".join(f"{key}={value}" for key, value in short.items())
+
+
+def replicate_id(cfg: DictConfig) -> str:
+    """``seed=1``: this run's values of its replicate keys (``replicate_keys``, default seed)."""
+    keys = list(cfg.get("replicate_keys") or ["seed"])
+    return ",".join(f"{key}={OmegaConf.select(cfg, key)}" for key in keys)
 
 
 def short_value(text: str) -> str:

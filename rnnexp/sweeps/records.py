@@ -38,11 +38,14 @@ def natural_key(path: Path) -> list[Any]:
 
 
 def find_job_dirs(sweep_dir: str | Path) -> list[Path]:
-    """Every folder under ``sweep_dir`` that Hydra ran a job in (it holds ``.hydra/overrides.yaml``)."""
+    """Every folder under ``sweep_dir`` that Hydra ran a job in (it holds ``.hydra/overrides.yaml``), or that
+    rnnexp's launcher started one in (``launch.json``)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise DataError(f"Sweep directory {sweep_dir} does not exist; pass the folder a multirun wrote.")
     jobs = [p.parent.parent for p in sweep_dir.rglob("overrides.yaml") if p.parent.name == ".hydra"]
+    # A job rnnexp's launcher started but that died before Hydra wrote .hydra/ (killed at start-up).
+    jobs += [p.parent for p in sweep_dir.rglob("launch.json") if not (p.parent / ".hydra").is_dir()]
     if not jobs:
         raise DataError(
             f"{sweep_dir} holds no Hydra job folders (none has .hydra/overrides.yaml); pass the folder of a "
@@ -90,7 +93,11 @@ def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
     if not config_file.is_file():
         config_file = run_dir / ".hydra" / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
-    overrides = OmegaConf.to_container(OmegaConf.load(run_dir / ".hydra" / "overrides.yaml"))
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    if overrides_file.is_file():
+        overrides = OmegaConf.to_container(OmegaConf.load(overrides_file))
+    else:  # killed before Hydra set the job up: the launcher's record of it
+        overrides = (read_json(run_dir / "launch.json") or {}).get("overrides", [])
     return JobRecord(
         run_dir=run_dir,
         name=prefix + (str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else run_dir.name),
@@ -141,6 +148,10 @@ def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
                 **results.get("test", {}),
                 "error": failure.get("message"),
                 "run_dir": str(job.run_dir),
+                # What changes the numbers (threads, device, versions), as text: comparison flags differences.
+                "environment": json.dumps(results["environment"], sort_keys=True)
+                if "environment" in results
+                else None,
             }
         )
     table = pd.DataFrame(rows)
@@ -151,10 +162,13 @@ def runs_table(jobs: list[JobRecord]) -> pd.DataFrame:
 
 
 def load_sweep(*sweep_dirs: str | Path) -> pd.DataFrame:
-    """``runs_table`` of the sweep(s), with ``attrs``: optimized_metric, mode (max|min), overrides."""
+    """``runs_table`` of the sweep(s), with ``attrs``: optimized_metric, mode (max|min), overrides,
+    replicate_keys (the jobs' ``replicate_keys`` config, None when they have none)."""
     jobs = load_jobs(*sweep_dirs)
     table = runs_table(jobs)
     table.attrs["mode"] = sweep_direction(Path(sweep_dirs[0]), jobs)
+    configured = [job.config.get("replicate_keys") for job in jobs if job.config.get("replicate_keys")]
+    table.attrs["replicate_keys"] = list(configured[0]) if configured else None
     return table
 
 

@@ -124,6 +124,25 @@ def embedded_png(source: Figure | Path) -> str:
     return f'<img src="data:image/png;base64,{png_base64(source)}">'
 
 
+def comparison_html(runs: pd.DataFrame) -> list[str]:
+    """The replicate groups (``rnnexp.sweeps.comparison``): the table, the best two's verdict, the curves."""
+    from rnnexp.sweeps.comparison import compare_groups, plot_group_curves
+
+    table = compare_groups(runs)
+    keys = ", ".join(table.attrs["replicate_keys"])
+    parts = [
+        f"<h2>Groups (runs differing only in {html.escape(keys)})</h2>"
+        "<p>n completed replicates; failed, pruned and incomplete ones are counted, not averaged. Mean ± std "
+        "and the 95% Student-t interval of each metric; the objective of each group is tested against the "
+        "best group's (paired t-test when both ran the same seeds, Welch's t-test otherwise; effect: Cohen's "
+        "d<sub>z</sub> / d).</p>",
+        table.to_html(index=False, na_rep="", float_format="{:.4g}".format),
+    ]
+    if table["n"].max() > 1:
+        parts.append("<h3>Learning curves by group</h3>" + embedded_png(plot_group_curves(runs)))
+    return parts
+
+
 def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
     """A self-contained page: summary, Optuna's result, the runs table, the figures and the best run."""
     counts = runs["status"].value_counts().to_dict()
@@ -141,6 +160,7 @@ def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
     parts.append(
         "<h2>Runs</h2>" + summary_table(runs).to_html(index=False, na_rep="", float_format="{:.4g}".format)
     )
+    parts += comparison_html(runs)
     parts.append("<h2>Learning curves</h2>" + embedded_png(plot_learning_curves(runs)))
     for title, figure in study_figures(sweep_study(runs, sweep_dirs)).items():
         parts.append(f"<h2>{html.escape(title)}</h2>" + embedded_png(figure))

@@ -50,7 +50,11 @@ class SweepSummary(Callback):
             failed = self.print_summary(config)
         except Exception as err:  # a summary must never turn a finished sweep into a failed one
             log.warning("Could not summarise the sweep (%s: %s).", type(err).__name__, err)
-            return
+            failed = 0
+        try:
+            summarize_groups(Path(config.hydra.sweep.dir))
+        except Exception as err:
+            log.warning("Could not compare the sweep's groups (%s: %s).", type(err).__name__, err)
         if failed:
             log.error("%d of the sweep's jobs failed (listed above); exit status 1.", failed)
             raise SystemExit(1)  # not an Exception: Hydra passes it through, no traceback
@@ -81,3 +85,15 @@ class SweepSummary(Callback):
             console.print(f"saved in {sweep_dir / 'optimization_results.yaml'}")
         console.print(f"review: python -m rnnexp.review {sweep_dir} --out {sweep_dir / 'report.html'}")
         return int((runs["status"] == "failed").sum()) if len(runs) else 0
+
+
+def summarize_groups(sweep_dir: Path) -> None:
+    """Print the replicate groups of the sweep (``rnnexp.sweeps.comparison``) and write comparison.csv/.json."""
+    from rnnexp.sweeps.comparison import compare_groups, print_comparison, write_comparison
+    from rnnexp.sweeps.records import load_sweep
+    from rnnexp.sweeps.report import terminal
+
+    table = compare_groups(load_sweep(sweep_dir))
+    print_comparison(table, terminal())
+    csv_path, _ = write_comparison(table, sweep_dir)
+    log.info("group comparison saved in %s and comparison.json", csv_path)

@@ -64,12 +64,17 @@ class SequenceTask(pl.LightningModule):
             per_step=datamodule.per_step,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(x, lengths=lengths)
 
-    def batch_predictions(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
-        """The predictions ``model_step`` scores; a task that carries state between batches overrides it."""
-        return self(inputs)
+    def batch_predictions(
+        self, inputs: torch.Tensor, stage: str, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The predictions ``model_step`` scores; a task that carries state between batches overrides it.
+
+        ``lengths`` ``(batch,)`` comes with variable-length batches: real steps per right-padded row.
+        """
+        return self(inputs, lengths)
 
     def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -87,9 +92,11 @@ class SequenceTask(pl.LightningModule):
         """
         self.log(f"{stage}/loss", getattr(self, f"{stage}_loss"), prog_bar=True)
 
-    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
-        inputs, targets = batch  # inputs: (batch, time, features)
-        preds = self.batch_predictions(inputs, stage)
+    def model_step(self, batch: tuple[torch.Tensor, ...], stage: str) -> dict[str, torch.Tensor]:
+        """A batch is ``(inputs, targets)`` or, for variable-length sequences, ``(inputs, targets, lengths)``:
+        inputs ``(batch, time, features)`` right-padded, lengths ``(batch,)`` int64 real steps per row."""
+        inputs, targets, *rest = batch
+        preds = self.batch_predictions(inputs, stage, *rest)
         loss = self.loss(preds, targets)
         getattr(self, f"{stage}_loss").update(loss.detach(), weight=inputs.shape[0])
         self.update_metrics(stage, preds.detach(), targets)

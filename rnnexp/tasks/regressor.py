@@ -56,8 +56,10 @@ class SequenceRegressor(CarriesHiddenState, SequenceTask):
             )
         return super().build_net(spec, datamodule)
 
-    def batch_predictions(self, inputs: torch.Tensor, stage: str) -> torch.Tensor:
-        preds, hidden = self.net.forward_with_state(inputs, self.carried_start(stage))
+    def batch_predictions(
+        self, inputs: torch.Tensor, stage: str, lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        preds, hidden = self.net.forward_with_state(inputs, self.carried_start(stage), lengths)
         self.carry(stage, hidden)
         return preds
 

@@ -1,0 +1,133 @@
+"""A Hydra launcher that keeps ``n_jobs`` jobs of a batch in flight, each in its own process forked from a
+forkserver that imported torch and Lightning once (``rnnexp.sweeps.job_processes``).
+
+Each child runs its job exactly as Hydra's basic launcher would in-process (``run_job``: multirun mode, the
+job number, ``<sweep dir>/<job number>``, ``.hydra/``, Hydra callbacks), so run directories, results.json,
+the sweep summary and review are unchanged. What the separate process adds: a job that crashes or is killed
+is recorded as failed (``failure.json`` says how it ended) while the others go on; jobs overlap; each job's
+console output goes to ``<job dir>/output.log``.
+"""
+
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
+from hydra.plugins.launcher import Launcher
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, open_dict
+
+from hydra_plugins.rnnexp_optuna_sweeper.optuna_sweeper import job_threads
+from rnnexp.errors import ConfigError
+from rnnexp.sweeps.job_processes import (
+    JobProcess,
+    SweepJobSpec,
+    job_context,
+    read_objective,
+    record_exit,
+    run_sweep_job,
+    start_job,
+)
+
+log = logging.getLogger("rnnexp.launcher")
+
+
+class JobFailed(RuntimeError):
+    """A job's process ended without completing; the message says how (its exception, a signal)."""
+
+
+class ParallelLauncher(Launcher):
+    """``hydra/launcher=parallel`` (or ``rnnexp_parallel``); options in ``ParallelLauncherConf``."""
+
+    def __init__(self, n_jobs: int = 2, preload: bool = True, threads_per_job: int | None = None) -> None:
+        if n_jobs < 1:
+            raise ConfigError(f"hydra.launcher.n_jobs={n_jobs}: keep at least 1 job in flight.")
+        self.n_jobs = n_jobs
+        self.preload = preload
+        self.threads_per_job = threads_per_job
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.task_function = task_function
+
+    def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
+        assert self.config is not None
+        setup_globals()
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).absolute()
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        threads = job_threads(self.n_jobs, self.threads_per_job)
+        context = job_context(self.preload)
+        log.info(
+            "Launching %d jobs, %d at a time (%s start, %d CPU threads each); each job's console output is in "
+            "<job dir>/output.log",
+            len(job_overrides), self.n_jobs, context.get_start_method(), threads,
+        )  # fmt: skip
+        pending = list(enumerate(job_overrides, start=initial_job_idx))
+        running: dict[int, tuple[JobProcess, DictConfig]] = {}
+        returns: dict[int, JobReturn] = {}
+        while pending or running:
+            while pending and len(running) < self.n_jobs:
+                number, overrides = pending.pop(0)
+                running[number] = self.start(context, number, list(overrides), sweep_dir, threads)
+            time.sleep(0.1)
+            for number in [n for n, (job, _) in running.items() if job.poll() is not None]:
+                job, config = running.pop(number)
+                returns[number] = self.finish(number, job, config, left=len(pending) + len(running))
+        return [returns[number] for number in sorted(returns)]
+
+    def start(
+        self, context: Any, number: int, overrides: list[str], sweep_dir: Path, threads: int
+    ) -> tuple[JobProcess, DictConfig]:
+        assert self.config is not None and self.hydra_context is not None and self.task_function is not None
+        log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
+        config = self.hydra_context.config_loader.load_sweep_config(
+            self.config, [*overrides, f"num_threads={threads}"]
+        )
+        with open_dict(config):
+            config.hydra.job.id = number
+            config.hydra.job.num = number
+            config.hydra.sweep.dir = str(sweep_dir)  # resolved here: a child would resolve ${now:} anew
+        job_dir = sweep_dir / str(config.hydra.sweep.subdir)
+        spec = SweepJobSpec(
+            config=config,
+            hydra_context=self.hydra_context,
+            singleton_instances=Singleton.get_state()["instances"],
+            task_module=self.task_function.__module__,
+            task_name=self.task_function.__name__,
+            output=job_dir / "output.log",
+            env={"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"},
+        )
+        return start_job(context, run_sweep_job, (spec,), job_dir, list(config.hydra.overrides.task)), config
+
+    def finish(self, number: int, job: JobProcess, config: DictConfig, left: int) -> JobReturn:
+        """The job's JobReturn from what it left on disk, and a line saying how it ended."""
+        took = time.time() - job.started
+        result = JobReturn(
+            overrides=list(config.hydra.overrides.task),
+            cfg=config,
+            hydra_cfg=config,
+            working_dir=str(job.job_dir),
+            task_name=config.hydra.job.name,
+        )
+        if job.returncode == 0:
+            result.status, result._return_value = JobStatus.COMPLETED, read_objective(job.job_dir)
+            log.info(
+                "job %d completed in %.0fs (objective %s); %d jobs left",
+                number,
+                took,
+                result._return_value,
+                left,
+            )
+        else:
+            message = record_exit(job.job_dir, job.returncode or 1, took)
+            result.status, result._return_value = JobStatus.FAILED, JobFailed(f"job {number}: {message}")
+            log.error("job %d FAILED in %.0fs: %s; %d jobs left", number, took, message, left)
+        return result
