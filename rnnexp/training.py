@@ -217,6 +217,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     confusion = getattr(task, "test_confusion", None)
     if confusion is not None:
         results["test_confusion_matrix"] = confusion.cpu().tolist()
+        if names := getattr(task, "class_names", None):  # rows and columns, in order (text classification)
+            results["test_confusion_classes"] = list(names)
     if trainer.is_global_zero:  # under DDP every rank gets here with the same (synced) metrics
         (output_dir / "results.json").write_text(json.dumps(results, indent=2))
         log_hparams_with_metrics(trainer.loggers, cfg, results)

@@ -93,4 +93,4 @@ def test_every_folder_of_the_package_says_what_it_owns():
 
 def test_the_top_level_holds_only_entry_points():
     top = {p.stem for p in PACKAGE.glob("*.py")}
-    assert top <= {"__init__", "errors", "training", "run", "generate", "review", "translate"}
+    assert top <= {"__init__", "errors", "training", "run", "generate", "review", "translate", "predict"}

@@ -25,6 +25,8 @@ SEARCHES = {
     "sine_optuna": "val/mse_best",
     "sine_forecast_optuna": "val/mse_best",
     "text_optuna": "val/loss_best",
+    "text_classes_optuna": "val/acc_best",
+    "tagging_optuna": "val/acc_best",
 }
 
 

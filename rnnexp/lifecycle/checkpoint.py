@@ -41,10 +41,12 @@ import pytorch_lightning as pl
 import torch
 
 from rnnexp.errors import DataError
+from rnnexp.models.cell_contract import check_checkpoint_cell
 
 if TYPE_CHECKING:
     from rnnexp.models.char_rnn import CharRNN
     from rnnexp.models.char_seq2seq import CharSeq2Seq
+    from rnnexp.models.token_net import TokenRecurrentNet
     from rnnexp.tasks.base import SequenceTask
 
 IDENTITY = "rnnexp"
@@ -71,6 +73,11 @@ CLASS_PATHS = {
     "ImageCaptioner": "rnnexp.tasks.captioner.ImageCaptioner",
     "CharSeq2Seq": "rnnexp.models.char_seq2seq.CharSeq2Seq",
     "CaptionNet": "rnnexp.models.caption_net.CaptionNet",
+    "ValueRegressor": "rnnexp.tasks.value_regressor.ValueRegressor",
+    "CopyMemoryClassifier": "rnnexp.tasks.copy_memory.CopyMemoryClassifier",
+    "TextClassifier": "rnnexp.tasks.text_classifier.TextClassifier",
+    "TokenTagger": "rnnexp.tasks.tagger.TokenTagger",
+    "TokenRecurrentNet": "rnnexp.models.token_net.TokenRecurrentNet",
 }
 # Qualified names written by the flat layout -> stable names.
 LEGACY_NAMES = {
@@ -242,6 +249,8 @@ def load_task(path: str | Path, map_location: str | torch.device = "cpu") -> Seq
     """A ready-to-use task (eval mode) from an rnnexp checkpoint; no optimizer is attached."""
     checkpoint = read_checkpoint(path)
     identity = checkpoint[IDENTITY]
+    # A user's cell is named by its class path: checked before anything is imported for it.
+    check_checkpoint_cell(identity.get("net", {}).get("spec", {}).get("cell"), path)
     task_class = resolve_class(identity["task"], path)
     net_class = resolve_class(identity.get("net_class", "RecurrentNet"), path)
     net = net_class.from_description(identity["net"])
@@ -274,4 +283,11 @@ def load_translation_model(path: str | Path, map_location: str | torch.device = 
     """The network of a ``datamodule=char_pairs`` run's checkpoint."""
     return load_net_of_kind(
         path, "CharSeq2Seq", "character sequence-to-sequence model", "char_pairs", map_location
+    )
+
+
+def load_token_model(path: str | Path, map_location: str | torch.device = "cpu") -> TokenRecurrentNet:
+    """The network of a ``datamodule=text_classes`` or ``datamodule=tagging`` run's checkpoint."""
+    return load_net_of_kind(
+        path, "TokenRecurrentNet", "text classifier or tagger", "text_classes or tagging", map_location
     )

@@ -10,6 +10,7 @@ from torch import nn
 
 from rnnexp.data.vocab import Vocabulary
 from rnnexp.errors import ConfigError
+from rnnexp.models.cell_layer import CellLayer
 from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer
 
 
@@ -61,8 +62,11 @@ class CharRNN(nn.Module):
         return len(self.vocab)
 
     def init_hidden(self, batch_size: int) -> Hidden:
-        """Zeros shaped ``(layers, batch, hidden)`` (a pair for LSTM), on the parameters' device and dtype."""
+        """The initial state ``(layers, batch, hidden)`` (a pair for LSTM; a generic cell's own initial
+        state), on the parameters' device and dtype."""
         weight = self.decoder.weight
+        if isinstance(self.rnn, CellLayer):
+            return self.rnn.initial_hidden(batch_size, weight)
         shape = (self.spec.num_layers, batch_size, self.spec.hidden_size)
         if self.spec.cell == "lstm":
             return weight.new_zeros(shape), weight.new_zeros(shape)

@@ -1,29 +1,36 @@
-"""The recurrent network: torch's fused nn.RNN / nn.LSTM / nn.GRU plus a linear readout head."""
+"""The recurrent network: torch's fused nn.RNN / nn.LSTM / nn.GRU, or any cell through ``CellLayer``, plus a
+linear readout head."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnexp.errors import ConfigError
+from rnnexp.models.cell_contract import check_cell, import_cell, known_cells
+from rnnexp.models.cell_layer import CellLayer, initial_state
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 NONLINEARITIES = ("tanh", "relu")
 POOLINGS = ("last", "mean")
 
-Hidden = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
+Hidden = torch.Tensor | tuple[torch.Tensor, ...]
 
 
 @dataclass(frozen=True)
 class RecurrentSpec:
     """What the ``model`` config group chooses; validated on construction, before any data is read.
 
-    Input and output sizes are not here: they come from the datamodule.
+    Input and output sizes are not here: they come from the datamodule. ``cell`` is a fused cell
+    (``rnn``/``lstm``/``gru``), a built-in cell (``rnnexp.cells``) or a dotted class path; a non-fused cell is
+    built as ``Cell(input_size, hidden_size, **cell_options)`` and checked against the contract here
+    (``rnnexp.models.cell_contract``).
     """
 
     cell: str = "lstm"
@@ -33,10 +40,27 @@ class RecurrentSpec:
     dropout: float = 0.0
     nonlinearity: str | None = None
     pooling: str = "last"
+    cell_options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.cell not in CELLS:
-            raise ConfigError(f"model.cell={self.cell!r} is not a known cell; choose one of {sorted(CELLS)}.")
+        if isinstance(self.cell_options, DictConfig):
+            object.__setattr__(self, "cell_options", OmegaConf.to_container(self.cell_options, resolve=True))
+        if self.cell_options is None:
+            object.__setattr__(self, "cell_options", {})
+        if not isinstance(self.cell, str) or (self.cell not in known_cells() and "." not in self.cell):
+            raise ConfigError(
+                f"model.cell={self.cell!r} is not a known cell; choose one of {known_cells()} or give a "
+                "dotted class path (model.cell=mypackage.cells.MyCell)."
+            )
+        if not isinstance(self.cell_options, dict) or not all(isinstance(k, str) for k in self.cell_options):
+            raise ConfigError(
+                f"model.cell_options={self.cell_options!r} must be a mapping of keyword arguments for the cell."
+            )
+        if self.cell in CELLS and self.cell_options:
+            raise ConfigError(
+                f"model.cell_options={self.cell_options!r} is set but model.cell={self.cell!r} is torch's fused "
+                "module, which takes no cell options; remove them (model.cell_options={})."
+            )
         for key in ("hidden_size", "num_layers"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -57,6 +81,8 @@ class RecurrentSpec:
                 )
         if self.pooling not in POOLINGS:
             raise ConfigError(f"model.pooling={self.pooling!r} is unknown; choose one of {list(POOLINGS)}.")
+        if self.cell not in CELLS:
+            check_cell(self.cell, self.hidden_size, self.cell_options)
 
     @classmethod
     def coerce(cls, spec: RecurrentSpec | Mapping[str, Any]) -> RecurrentSpec:
@@ -67,8 +93,19 @@ class RecurrentSpec:
         return asdict(self)
 
 
-def build_recurrent_layer(spec: RecurrentSpec, input_size: int) -> nn.RNNBase:
-    """The fused multi-layer torch RNN module that ``spec`` describes (batch_first)."""
+def build_recurrent_layer(spec: RecurrentSpec, input_size: int) -> nn.Module:
+    """The multi-layer recurrent module that ``spec`` describes, called like ``nn.RNN(batch_first=True)``:
+    torch's fused module for ``rnn``/``lstm``/``gru``, else a ``CellLayer`` over the named cell."""
+    if spec.cell not in CELLS:
+        cls = import_cell(spec.cell)
+        return CellLayer(
+            lambda size: cls(size, spec.hidden_size, **spec.cell_options),
+            input_size,
+            spec.hidden_size,
+            spec.num_layers,
+            spec.bidirectional,
+            spec.dropout if spec.num_layers > 1 else 0.0,
+        )
     kwargs: dict[str, Any] = {
         "input_size": input_size,
         "hidden_size": spec.hidden_size,
@@ -83,8 +120,19 @@ def build_recurrent_layer(spec: RecurrentSpec, input_size: int) -> nn.RNNBase:
     return CELLS[spec.cell](**kwargs)
 
 
+def state_sizes(spec: RecurrentSpec) -> tuple[int, ...]:
+    """The width of each part of the state ``spec``'s cell carries: ``(hidden,)``, ``(hidden, hidden)`` for an
+    LSTM's ``(h, c)``, or what a cell's ``initial_state`` makes."""
+    if spec.cell in CELLS:
+        return (spec.hidden_size,) * (2 if spec.cell == "lstm" else 1)
+    cell = import_cell(spec.cell)(1, spec.hidden_size, **spec.cell_options)
+    state = initial_state(cell, 1, spec.hidden_size, torch.zeros(1))
+    return tuple(part.shape[-1] for part in (state if isinstance(state, tuple) else (state,)))
+
+
 def final_hidden(hidden: Hidden) -> torch.Tensor:
-    """h_n of an RNN/GRU, or of an LSTM's (h_n, c_n): shape (layers * directions, batch, hidden)."""
+    """h_n of an RNN/GRU, of an LSTM's (h_n, c_n) or of a cell's tuple state (h first): shape
+    (layers * directions, batch, hidden)."""
     return hidden[0] if isinstance(hidden, tuple) else hidden
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer
+from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer, state_sizes
 
 NextInput = Callable[[torch.Tensor], torch.Tensor]
 """A step's output ``(batch, 1, output_size)`` → the next step's input ``(batch, 1, input_size)``."""
@@ -35,7 +35,7 @@ def hidden_parts(hidden: Hidden) -> tuple[torch.Tensor, ...]:
 
 
 def as_hidden(parts: tuple[torch.Tensor, ...] | list[torch.Tensor]) -> Hidden:
-    return tuple(parts) if len(parts) == 2 else parts[0]
+    return tuple(parts) if len(parts) > 1 else parts[0]
 
 
 class RecurrentDecoder(nn.Module):
@@ -101,10 +101,8 @@ class EncoderBridge(nn.Module):
     def __init__(self, spec: RecurrentSpec):
         super().__init__()
         self.spec = spec
-        parts = 2 if spec.cell == "lstm" else 1
         self.maps = nn.ModuleList(
-            nn.Linear(2 * spec.hidden_size, spec.hidden_size)
-            for _ in range(parts if spec.bidirectional else 0)
+            nn.Linear(2 * size, size) for size in (state_sizes(spec) if spec.bidirectional else ())
         )
 
     def forward(self, hidden: Hidden) -> Hidden:
@@ -112,7 +110,7 @@ class EncoderBridge(nn.Module):
             return hidden
         bridged = []
         for part, linear in zip(hidden_parts(hidden), self.maps, strict=True):
-            layers, batch, size = self.spec.num_layers, part.shape[1], part.shape[2]
+            layers, batch, size = self.spec.num_layers, part.shape[1], part.shape[2]  # per part's width
             # (layers * 2, batch, hidden) → (layers, batch, 2 * hidden): forward and backward side by side
             both = part.view(layers, 2, batch, size).permute(0, 2, 1, 3).reshape(layers, batch, 2 * size)
             bridged.append(linear(both).contiguous())
@@ -121,19 +119,22 @@ class EncoderBridge(nn.Module):
 
 class VectorBridge(nn.Module):
     """A vector ``(batch, vector_size)`` (e.g. an image encoder's features) → a decoder's initial state
-    ``(layers, batch, hidden)`` (a pair for LSTM), by a learned linear map per layer and part."""
+    ``(layers, batch, size)`` per part (a pair for LSTM, a cell's tuple), by a learned linear map per part."""
 
     def __init__(self, spec: RecurrentSpec, vector_size: int):
         super().__init__()
         self.spec = spec
-        parts = 2 if spec.cell == "lstm" else 1
-        self.maps = nn.ModuleList(
-            nn.Linear(vector_size, spec.num_layers * spec.hidden_size) for _ in range(parts)
-        )
+        self.sizes = state_sizes(spec)
+        self.maps = nn.ModuleList(nn.Linear(vector_size, spec.num_layers * size) for size in self.sizes)
 
     def forward(self, vector: torch.Tensor) -> Hidden:
-        shape = (vector.shape[0], self.spec.num_layers, self.spec.hidden_size)
-        return as_hidden([m(vector).view(shape).transpose(0, 1).contiguous() for m in self.maps])
+        batch, layers = vector.shape[0], self.spec.num_layers
+        return as_hidden(
+            [
+                m(vector).view(batch, layers, size).transpose(0, 1).contiguous()
+                for m, size in zip(self.maps, self.sizes, strict=True)
+            ]
+        )
 
 
 class EncoderDecoder(nn.Module):

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
-from rnnexp.sweeps.records import learning_curves, swept_parameters
+from rnnexp.sweeps.records import curve_metrics, learning_curves, swept_parameters
 from rnnexp.sweeps.statistics import compare, spread
 
 DEFAULT_REPLICATE_KEYS = ("seed",)
@@ -255,8 +255,6 @@ def plot_group_curves(
 ) -> Figure:
     """Per metric, each group's mean curve over its completed replicates with the 95% interval of the mean
     as a band (no band where a group has one replicate at that epoch)."""
-    from rnnexp.sweeps.report import curve_metrics  # report imports this module
-
     metrics = list(metrics or curve_metrics(runs))
     fig = Figure(figsize=(5 * len(metrics), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])

@@ -239,3 +239,11 @@ def latest_sweep_dir(root: str | Path = "logs") -> Path:
             f"No multirun directory under {root}; run `python train.py -m ...` first or pass its path."
         )
     return candidates[-1].parent
+
+
+def curve_metrics(runs: pd.DataFrame) -> list[str]:
+    """Training and validation loss, plus the metric behind the objective (val/acc for val/acc_best)."""
+    objective = runs.attrs.get("optimized_metric", "").removesuffix("_best")
+    return list(
+        dict.fromkeys(m for m in ("train/loss", "val/loss", objective) if m.startswith(("train", "val")))
+    )

@@ -19,8 +19,10 @@ from rich.console import Console
 from rich.table import Table
 
 from rnnexp.errors import DataError
+from rnnexp.sweeps.comparison import compare_groups, plot_group_curves
 from rnnexp.sweeps.records import (
     best_run,
+    curve_metrics,
     learning_curves,
     load_sweep,
     optimization_results,
@@ -40,14 +42,6 @@ def job_label(row: pd.Series, params: list[str]) -> str:
     if not params or len(params) > 2:
         return f"job {row['job']}"
     return f"job {row['job']}: " + ", ".join(f"{p.rsplit('.', 1)[-1]}={format_value(row[p])}" for p in params)
-
-
-def curve_metrics(runs: pd.DataFrame) -> list[str]:
-    """Training and validation loss, plus the metric behind the objective (val/acc for val/acc_best)."""
-    objective = runs.attrs.get("optimized_metric", "").removesuffix("_best")
-    return list(
-        dict.fromkeys(m for m in ("train/loss", "val/loss", objective) if m.startswith(("train", "val")))
-    )
 
 
 def plot_learning_curves(
@@ -126,8 +120,6 @@ def embedded_png(source: Figure | Path) -> str:
 
 def comparison_html(runs: pd.DataFrame) -> list[str]:
     """The replicate groups (``rnnexp.sweeps.comparison``): the table, the best two's verdict, the curves."""
-    from rnnexp.sweeps.comparison import compare_groups, plot_group_curves
-
     table = compare_groups(runs)
     keys = ", ".join(table.attrs["replicate_keys"])
     parts = [

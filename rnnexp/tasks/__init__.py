@@ -7,6 +7,8 @@ from rnnexp.tasks.classifier import SequenceClassifier
 from rnnexp.tasks.forecaster import Forecaster
 from rnnexp.tasks.language_model import CharLanguageModel
 from rnnexp.tasks.regressor import SequenceRegressor
+from rnnexp.tasks.tagger import TokenTagger
+from rnnexp.tasks.text_classifier import TextClassifier
 from rnnexp.tasks.translator import CharTranslator
 
 __all__ = [
@@ -17,4 +19,6 @@ __all__ = [
     "SequenceClassifier",
     "SequenceRegressor",
     "SequenceTask",
+    "TextClassifier",
+    "TokenTagger",
 ]

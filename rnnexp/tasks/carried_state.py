@@ -121,4 +121,4 @@ def restored_hidden(
         )
         return None
     parts = tuple(part[trainer.global_rank].to(device) for part in state["parts"])
-    return parts if len(parts) == 2 else parts[0]
+    return parts if len(parts) > 1 else parts[0]

@@ -1,0 +1,68 @@
+"""The copy memory task's scoring: a class per step, cross-entropy over every step (as Arjovsky et al. 2016
+report it) beside the memoryless baseline, and how many of the symbols to recall come out right."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch.nn import functional as F
+from torchmetrics import MeanMetric, Metric, MinMetric
+
+from rnnexp.models.recurrent import RecurrentNet
+from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+
+BLANK = 0  # the target class of every step but the recall steps (rnnexp.data.copy_memory)
+
+
+class CopyMemoryClassifier(SequenceTask):
+    """Logits ``(batch, time, classes)`` against target ids ``(batch, time)``, class 0 blank and classes
+    ``1..classes-1`` the symbols. Per stage:
+
+    - ``loss``: cross-entropy per step, averaged over all steps (nats);
+    - ``baseline_loss``: the same for a network without memory, which outputs blank wherever the target is
+      blank and a uniform guess over the symbols where it is a symbol: ``recall steps x ln(symbols) / steps``;
+    - ``recall_loss``, ``recall_acc``: cross-entropy and accuracy on the recall steps only (chance:
+      ``ln(symbols)`` and ``1 / symbols``);
+
+    and the best validation loss.
+    """
+
+    def __init__(
+        self,
+        net: RecurrentNet,
+        optimizer: OptimizerFactory | None = None,
+        scheduler: SchedulerFactory | None = None,
+        scheduler_monitor: str | None = None,
+        log_figures: bool = True,
+    ):
+        super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
+        if not net.per_step:
+            raise ValueError("CopyMemoryClassifier needs a network with an output per step (per_step=True)")
+        self.log_symbols = math.log(net.output_size - 1) if net.output_size > 2 else 0.0
+        for stage in ("train", "val", "test"):
+            for name in ("baseline", "recall_loss", "recall_acc"):
+                setattr(self, f"{stage}_{name}", MeanMetric())
+        self.val_loss_best = MinMetric()
+
+    def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(preds.flatten(0, 1), targets.flatten())
+
+    def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
+        recall = targets != BLANK  # (batch, time); every sequence has recall steps, so never empty
+        count = recall.sum()  # a tensor: no device sync per step
+        getattr(self, f"{stage}_baseline").update(count * self.log_symbols / targets.numel(), targets.numel())
+        per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none")
+        recall_loss = (per_step.view_as(targets) * recall).sum() / count
+        correct = ((preds.argmax(dim=-1) == targets) & recall).sum() / count
+        getattr(self, f"{stage}_recall_loss").update(recall_loss, weight=count)
+        getattr(self, f"{stage}_recall_acc").update(correct, weight=count)
+
+    def log_epoch_metrics(self, stage: str) -> None:
+        super().log_epoch_metrics(stage)
+        self.log(f"{stage}/baseline_loss", getattr(self, f"{stage}_baseline"))
+        self.log(f"{stage}/recall_loss", getattr(self, f"{stage}_recall_loss"))
+        self.log(f"{stage}/recall_acc", getattr(self, f"{stage}_recall_acc"), prog_bar=True)
+
+    def best_tracker(self) -> tuple[str, Metric, Metric]:
+        return "val/loss_best", self.val_loss_best, self.val_loss
