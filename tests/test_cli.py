@@ -56,10 +56,8 @@ def test_unknown_model_lists_the_available_ones(tmp_path):
     output = proc.stdout + proc.stderr
     assert "Traceback" not in output
     last = output.strip().splitlines()[-1]  # one line naming the bad option and the choices
-    assert (
-        last
-        == "error: model=nope is not an option of the config group 'model'; the choices are gru, lstm, rnn."
-    )
+    assert last.startswith("error: model=nope is not an option of the config group 'model'; the choices are ")
+    assert {"gru", "lstm", "rnn"} <= set(last.split("the choices are ")[1].rstrip(".").split(", "))
 
 
 def test_bad_value_exits_non_zero_with_the_key_and_no_traceback(tmp_path):
