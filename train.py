@@ -1,8 +1,12 @@
 """Train one recurrent model, or sweep many with -m: `python train.py model=gru`."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
+from rnnexp.config.groups import refuse_unknown_choices
 from rnnexp.run import run
 
 
@@ -12,4 +16,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_unknown_choices(sys.argv[1:], Path(__file__).resolve().parent / "conf")
     main()

@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rnnexp.config.tools import check_tool_config
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.checkpoint import load_char_model
 from rnnexp.models.sampling import sample
@@ -25,6 +26,7 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="generate")
 def main(cfg: DictConfig) -> None:
     try:
+        check_tool_config(cfg, "rnnexp.generate", {"ckpt_path": "<run dir>/checkpoints/last.ckpt"})
         net = load_char_model(cfg.ckpt_path, map_location=cfg.device)
         text = sample(net, str(cfg.prompt), cfg.length, cfg.temperature, cfg.top_k, cfg.seed)
     except RnnexpError as err:

@@ -154,13 +154,19 @@ def run(cfg: DictConfig) -> float | None:
             mark_pruned_in_wandb()
     except Exception as err:
         record_failure(cfg, err, started)
+        if in_multirun():
+            # A grid job (Hydra's basic sweeper, in this process): the failure is recorded in failure.json and
+            # the sweep goes on. Raising here would make Hydra end the whole sweep with a traceback and no
+            # summary; SweepSummary lists the failed jobs and sets the exit status instead. (An Optuna trial
+            # runs as a single run in its own process: its exit status tells the sweeper.)
+            if isinstance(err, RnnexpError):
+                log.error("%s", err)
+            else:  # a bug in rnnexp or a library: its traceback is what a report needs
+                log.exception("Job failed with an unexpected error")
+            return None
         if not isinstance(err, RnnexpError):
             raise
         log.error("%s", err)  # to the console and to the run's train.log
-        if in_multirun():
-            # Hydra records the job as failed and runs the next one. Re-raising (not returning NaN) is also
-            # what the Optuna sweeper needs: it tells the study FAIL for an exception, but crashes on a NaN.
-            raise
         sys.exit(1)
     finally:
         finish_wandb(exit_code=0 if succeeded else 1)  # also on Ctrl-C: the next job gets its own run

@@ -20,10 +20,12 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from rnnexp.config.checks import check_causality, check_config
+from rnnexp.config.metrics import check_metric_names
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.checkpoint import check_fits
 from rnnexp.lifecycle.environment import apply_threads, run_environment
 from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, strategy_for_launch
+from rnnexp.lifecycle.output_dir import make_writable_dir
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
 from rnnexp.models.recurrent import RecurrentSpec
@@ -144,8 +146,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run one experiment; return ``(results, objects)``. ``results`` is also written to results.json."""
     started = time.time()
     check_config(cfg)  # every value a user typed, before anything is built or read
-    output_dir = Path(cfg.paths.output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = make_writable_dir(cfg.paths.output_dir, "paths.output_dir")
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     apply_threads(cfg.get("num_threads"))  # the config's count, however the run was launched
@@ -153,6 +154,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     resume_from = resolve_ckpt_path(cfg.get("ckpt_path"), output_dir, in_multirun())
     experiment = build_experiment(cfg)
     datamodule, trainer, task = experiment.datamodule, experiment.trainer, experiment.task
+    check_metric_names(cfg, task)  # before any training
     if resume_from is not None:
         checkpoint = check_fits(resume_from, task)
         log.info(

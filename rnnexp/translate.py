@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from rnnexp.config.tools import check_tool_config
 from rnnexp.errors import RnnexpError
 from rnnexp.lifecycle.checkpoint import load_translation_model
 from rnnexp.models.translation import translate
@@ -24,6 +25,9 @@ CONF_DIR = (
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="translate")
 def main(cfg: DictConfig) -> None:
     try:
+        check_tool_config(
+            cfg, "rnnexp.translate", {"ckpt_path": "<run dir>/checkpoints/last.ckpt", "source": "535+61"}
+        )
         net = load_translation_model(cfg.ckpt_path, map_location=cfg.device)
         (output,) = translate(net, [str(cfg.source)], cfg.beam_size)
     except RnnexpError as err:

@@ -15,16 +15,23 @@ from pathlib import Path
 TRAIN_PY = Path(__file__).resolve().parents[1] / "train.py"
 
 
-def run_case(args: list[str], output: Path) -> int:
+def run_case(args: list[str] | dict, output: Path) -> int:
+    """``args``: train.py's arguments, or ``{"module": "rnnexp.generate", "args": [...]}`` for another entry
+    point run as ``python -m <module>``."""
+    module = args.get("module") if isinstance(args, dict) else None
+    args = args["args"] if isinstance(args, dict) else args
     sys.stdout.flush()
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     with output.open("wb") as file:
         os.dup2(file.fileno(), 1)
         os.dup2(file.fileno(), 2)
-        sys.argv = [str(TRAIN_PY), *args]
+        sys.argv = [module or str(TRAIN_PY), *args]
         try:
-            runpy.run_path(str(TRAIN_PY), run_name="__main__")  # what `python train.py` executes
+            if module:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)  # `python -m <module>`
+            else:
+                runpy.run_path(str(TRAIN_PY), run_name="__main__")  # what `python train.py` executes
             code = 0
         except SystemExit as stop:
             code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)

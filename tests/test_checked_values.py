@@ -78,6 +78,15 @@ CONFIG_CASES = [
     (["callbacks.non_finite_loss.action=ignore"], "callbacks.non_finite_loss.action='ignore'"),
     (["+logger.csv.flush_logs_every_n_steps=0"], "logger.csv.flush_logs_every_n_steps=0"),
     (["monitor.mode=up"], "monitor.mode='up'"),
+    (["monitor.metric=val/nope"], "monitor.metric='val/nope'"),  # checked against what the task logs
+    (["optimized_metric=val/nope"], "optimized_metric='val/nope'"),
+    (["num_threads=0"], "num_threads=0"),  # a falsy number is refused, not swallowed as "unset"
+    (
+        ["model=gruu"],
+        "model=gruu is not an option of the config group 'model'; the choices are gru, ",
+    ),
+    (["optimizer=adamm"], "optimizer=adamm is not an option"),
+    (["hydra.run.dir=NOT_A_DIR/run"], "hydra.run.dir="),  # a path under a file cannot be written
     (["test=maybe"], "test='maybe'"),
     (["model.hidden_size=0"], "model.hidden_size"),
     (["model.cell=transformer"], "model.cell='transformer'"),
@@ -168,9 +177,13 @@ def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp
     table = [*configs, *data_file_cases(tmp_path)]  # every file format, in both
     cases = [
         [
-            *(arg.replace("CORPUS", str(corpus)) for arg in args),
+            *(arg.replace("CORPUS", str(corpus)).replace("NOT_A_DIR", str(corpus)) for arg in args),
             *QUIET,
-            f"hydra.run.dir={tmp_path / f'run{i}'}",
+            *(
+                []
+                if any(a.startswith("hydra.run.dir=") for a in args)
+                else [f"hydra.run.dir={tmp_path / f'run{i}'}"]
+            ),
             f"paths.data_dir={tmp_path / 'data'}",
         ]
         for i, (args, _) in enumerate(table)
@@ -186,7 +199,7 @@ def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp
         output = (tmp_path / f"{i}.out").read_text()
         if code == 0 or "Traceback" in output or names not in last_line(output):
             problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
-        elif "train/loss" in output or "Epoch 0" in output:
+        elif "train/loss" in output.replace(last_line(output), "") or "Epoch 0" in output:
             problems.append(f"{args}: refused only after training started")
     assert not problems, "\n".join(problems)
 
@@ -224,3 +237,46 @@ def test_a_label_outside_the_class_range_is_refused_before_training(fake_mnist_r
 
 def test_a_config_error_is_a_config_error():
     assert issubclass(ConfigError, ValueError)
+
+
+def test_every_entry_point_ends_a_bad_input_with_one_paragraph(tmp_path):
+    """Sweeps (errors in the sweeper plugin, the Hydra callbacks, the storage), generate and translate
+    (required keys, devices, numbers): exit 1, no traceback, the last line names the key."""
+    corpus = write_corpus(tmp_path / "x.txt")
+    search = ["-m", "hparams_search=sine_optuna", *QUIET, "hydra.sweeper.n_trials=1"]
+    table = [
+        ([*search, "hydra.sweeper.n_jobs=0", f"hydra.sweep.dir={tmp_path / 's0'}"], "hydra.sweeper.n_jobs=0"),
+        ([*search, "hydra.sweeper.storage=bogus://x", f"hydra.sweep.dir={tmp_path / 's1'}"],
+         "hydra.sweeper.storage='bogus://x'"),
+        ([*search, f"hydra.sweep.dir={corpus}/sweep"], "hydra.sweep.dir="),  # under a file: not writable
+        ([*search, "hydra/sweeper/sampler=tpee"], "the choices are random, tpe"),
+        ({"module": "rnnexp.generate", "args": ["prompt=a"]}, "ckpt_path is required"),
+        ({"module": "rnnexp.generate", "args": ["ckpt_path=x.ckpt", "device=gpu"]}, "device='gpu'"),
+        ({"module": "rnnexp.generate", "args": ["ckpt_path=x.ckpt", "seed=-1"]}, "seed=-1"),
+        ({"module": "rnnexp.translate", "args": ["ckpt_path=x.ckpt"]}, "source is required"),
+        ({"module": "rnnexp.translate", "args": ["ckpt_path=x.ckpt", "source=1+1", "device=tpu"]}, "device='tpu'"),
+    ]  # fmt: skip
+    cases_file = tmp_path / "cases.json"
+    cases_file.write_text(json.dumps([args for args, _ in table]))
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(tmp_path), str(cases_file)], cwd=ROOT,
+                   env=env, check=True, timeout=600)  # fmt: skip
+    codes = json.loads((tmp_path / "codes.json").read_text())
+    problems = []
+    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
+        output = (tmp_path / f"{i}.out").read_text()
+        if code != 1 or "Traceback" in output or names not in last_line(output):
+            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_text_file_that_starts_with_a_byte_order_mark_reads_without_it(tmp_path):
+    from rnnexp.data.char_corpus import read_text
+    from rnnexp.data.char_pairs import read_pairs
+
+    corpus = tmp_path / "bom.txt"
+    corpus.write_bytes("\ufeffROMEO: hi".encode())
+    assert read_text(corpus) == "ROMEO: hi"
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_bytes("\ufeff1+1\t2\n2+2\t4\n".encode())
+    assert read_pairs(pairs, 0.0)[0] == ("1+1", "2")

@@ -31,7 +31,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from hydra_plugins.rnnexp_optuna_sweeper.search_space import override_value, search_space
-from rnnexp.errors import ConfigError
+from rnnexp.errors import ConfigError, explained_exit
 from rnnexp.lifecycle.environment import job_threads
 from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
 from rnnexp.sweeps.storage import open_storage
@@ -72,6 +72,19 @@ def failure_message(job_dir: Path) -> str:
     return lines[-1] if lines else "no output"
 
 
+def create_study_at(storage: str | None, **options: Any) -> optuna.Study:
+    """``optuna.create_study`` on ``storage``; a URL that names no usable storage (a typo'd scheme, a folder
+    that does not exist or cannot be written, a study of another direction) is a ConfigError naming it."""
+    try:
+        return optuna.create_study(storage=open_storage(storage), **options)
+    except Exception as err:
+        raise ConfigError(
+            f"hydra.sweeper.storage={storage!r} cannot hold the study ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'no detail'}). Use sqlite:///<writable folder>/optuna.db, "
+            "journal:///<writable file>, or a database URL that this machine can reach."
+        ) from None
+
+
 class OptunaSweeper(Sweeper):
     """``hydra/sweeper=rnnexp_optuna``; its options are ``OptunaSweeperConf`` (config.py)."""
 
@@ -103,7 +116,8 @@ class OptunaSweeper(Sweeper):
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
-        self.check_options(config)
+        with explained_exit():
+            self.check_options(config)
 
     def check_options(self, config: DictConfig) -> None:
         if self.direction not in ("minimize", "maximize"):
@@ -129,6 +143,10 @@ class OptunaSweeper(Sweeper):
         return job_threads(OmegaConf.select(self.config, "num_threads"), self.n_jobs)
 
     def sweep(self, arguments: list[str]) -> list[JobReturn]:
+        with explained_exit():
+            return self.run_study(arguments)
+
+    def run_study(self, arguments: list[str]) -> list[JobReturn]:
         assert self.config is not None
         sweep_dir = Path(self.config.hydra.sweep.dir).absolute()
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -137,9 +155,9 @@ class OptunaSweeper(Sweeper):
         storage = self.config.hydra.sweeper.storage  # resolved now that the sweep dir is absolute
         self.save_multirun_config(sweep_dir, storage)
         space, fixed = search_space(self.params, arguments)
-        study = optuna.create_study(
+        study = create_study_at(
+            storage,
             study_name=self.study_name,
-            storage=open_storage(storage),
             sampler=self.sampler,
             pruner=self.pruner,
             direction=self.direction,

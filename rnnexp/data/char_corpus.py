@@ -3,6 +3,7 @@ backpropagation through time (or cut into independent chunks, for comparison).""
 
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import tempfile
@@ -26,10 +27,10 @@ SPLITS = ("train", "val", "test")
 
 
 def read_text(path: Path) -> str:
-    """The whole file as text, refusing what cannot be a corpus (missing, empty, binary, not UTF-8)."""
+    """The whole file as text (without a leading UTF-8 byte-order mark), refusing what cannot be a corpus (missing, empty, binary, not UTF-8)."""
     if not path.is_file():
         raise DataError(f"Text corpus {path} does not exist; pass an existing UTF-8 file as datamodule.path.")
-    raw = path.read_bytes()
+    raw = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # a leading byte-order mark is encoding, not text
     if not raw:
         raise DataError(
             f"Text corpus {path} is empty; pass a UTF-8 text file with content as datamodule.path."

@@ -5,6 +5,7 @@ Every split is kept as padded id tensors with lengths, ``(pairs, longest)``; a b
 
 from __future__ import annotations
 
+import codecs
 import logging
 from pathlib import Path
 
@@ -81,7 +82,8 @@ def read_pairs(path: Path, max_bad_fraction: float) -> Pairs:
         raise DataError(f"Pair file {path} does not exist; pass a UTF-8 file of source<TAB>target lines.")
     pairs: Pairs = []
     bad: list[tuple[int, str]] = []
-    for number, raw in enumerate(path.read_bytes().split(b"\n"), start=1):
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)  # a leading byte-order mark is encoding, not text
+    for number, raw in enumerate(data.split(b"\n"), start=1):
         raw = raw.rstrip(b"\r")
         if not raw.strip():
             continue

@@ -32,7 +32,7 @@ class SweepSummary(Callback):
         logging.getLogger("alembic").setLevel(logging.WARNING)  # the sqlite storage's schema set-up chatter
         sweep_dir = Path(config.hydra.sweep.dir)
         # Optuna's sqlite storage lives in the sweep directory, and sqlite does not create folders.
-        sweep_dir.mkdir(parents=True, exist_ok=True)
+        sweep_dir.mkdir(parents=True, exist_ok=True)  # checked writable by CheckOutputDir, listed before
         if not (sweep_dir / "multirun.yaml").exists():  # Hydra's basic sweeper writes it, Optuna's does not
             OmegaConf.save(config, sweep_dir / "multirun.yaml")
         if OmegaConf.select(config, "hydra.sweeper.storage"):
@@ -44,16 +44,24 @@ class SweepSummary(Callback):
             )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """Print the summary, then end the process with status 1 if any job failed (0: every job
+        completed or was pruned), as grids and Optuna searches both document it."""
         try:
-            self.print_summary(config)
+            failed = self.print_summary(config)
         except Exception as err:  # a summary must never turn a finished sweep into a failed one
             log.warning("Could not summarise the sweep (%s: %s).", type(err).__name__, err)
+            failed = 0
         try:
             summarize_groups(Path(config.hydra.sweep.dir))
         except Exception as err:
             log.warning("Could not compare the sweep's groups (%s: %s).", type(err).__name__, err)
+        if failed:
+            log.error("%d of the sweep's jobs failed (listed above); exit status 1.", failed)
+            raise SystemExit(1)  # not an Exception: Hydra passes it through, no traceback
 
-    def print_summary(self, config: DictConfig) -> None:
+    def print_summary(self, config: DictConfig) -> int:
+        """Print the jobs table, the failed jobs' reasons, the best job and the review command; return the
+        number of failed jobs."""
         # Imported when a sweep ends, not when every single run starts: pandas and matplotlib cost ~1 s.
         from rnnexp.sweeps.records import best_run, load_sweep, optimization_results
         from rnnexp.sweeps.report import print_runs_table, terminal
@@ -76,6 +84,7 @@ class SweepSummary(Callback):
             console.print(f"[bold]best parameters[/]: {optuna_best.get('best_params')}")
             console.print(f"saved in {sweep_dir / 'optimization_results.yaml'}")
         console.print(f"review: python -m rnnexp.review {sweep_dir} --out {sweep_dir / 'report.html'}")
+        return int((runs["status"] == "failed").sum()) if len(runs) else 0
 
 
 def summarize_groups(sweep_dir: Path) -> None:
