@@ -82,7 +82,9 @@ def test_a_sigkilled_job_is_reported_failed_while_the_others_finish(killed_sweep
     runs = load_sweep(sweep_dir).set_index("job")
     assert runs.loc["1", "status"] == "failed"
     assert (runs.drop(index="1")["status"] == "completed").all(), runs["status"]
-    assert returncode != 0  # Hydra's sweeper reports the failed job once the others have finished
+    # The sweep ends with its summary (jobs table, the failure's one-line reason), exit 1, no traceback.
+    assert returncode == 1 and "Traceback" not in output, output[-3000:]
+    assert "1 of the sweep's jobs failed" in output and "SIGKILL" in output.split("job 1 FAILED")[-1]
 
 
 def test_review_groups_seeds_with_hand_computed_means_and_intervals(killed_sweep, tmp_path):

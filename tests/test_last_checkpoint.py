@@ -19,7 +19,8 @@ from tests.conftest import compose_config
 from tests.resilience import TINY_RUN, fault
 
 # The issue's example: 4 steps per epoch, and a learning rate so large that the best validation is early.
-EARLY_BEST = ["model=gru", "model.hidden_size=16", "datamodule.num_sequences=256", "optimizer.lr=0.5",
+# datamodule.batch_size=64 (the default when the issue was filed): 4 training steps per epoch.
+EARLY_BEST = ["model=gru", "model.hidden_size=16", "datamodule.num_sequences=256", "datamodule.batch_size=64", "optimizer.lr=0.5",
               "~scheduler", "task.log_figures=false", "~callbacks.progress_bar",
               "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false", "print_config=false"]  # fmt: skip
 

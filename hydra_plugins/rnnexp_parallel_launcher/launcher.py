@@ -35,10 +35,6 @@ from rnnexp.sweeps.job_processes import (
 log = logging.getLogger("rnnexp.launcher")
 
 
-class JobFailed(RuntimeError):
-    """A job's process ended without completing; the message says how (its exception, a signal)."""
-
-
 class ParallelLauncher(Launcher):
     """``hydra/launcher=parallel`` (or ``rnnexp_parallel``); options in ``ParallelLauncherConf``."""
 
@@ -130,6 +126,9 @@ class ParallelLauncher(Launcher):
             )
         else:
             message = record_exit(job.job_dir, job.returncode or 1, took)
-            result.status, result._return_value = JobStatus.FAILED, JobFailed(f"job {number}: {message}")
+            # Handed back as a failed job of the in-process grid is (rnnexp.run returns None): the failure is
+            # on disk (failure.json), and a FAILED JobReturn would make Hydra's sweeper end the sweep with a
+            # traceback before SweepSummary prints the jobs table and sets the exit status.
+            result.status, result._return_value = JobStatus.COMPLETED, None
             log.error("job %d FAILED in %.0fs: %s; %d jobs left", number, took, message, left)
         return result
