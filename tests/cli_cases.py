@@ -8,11 +8,39 @@ interpreter prints it, with status 1."""
 import json
 import os
 import runpy
+import subprocess
 import sys
 import traceback
 from pathlib import Path
 
 TRAIN_PY = Path(__file__).resolve().parents[1] / "train.py"
+
+
+def last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+def refusal_problems(
+    table: list[tuple[list[str] | dict, str]], cases: list, out_dir: Path, timeout: float = 600
+) -> list[str]:
+    """Run ``cases`` (the command lines built from ``table``'s arguments) in one interpreter and say which
+    were not refused as users must see it: exit non-zero, no traceback, the last line naming
+    ``table[i][1]``, and nothing trained first (a message that names train/loss is not training output)."""
+    cases_file = out_dir / "cases.json"
+    cases_file.write_text(json.dumps(cases))
+    root = TRAIN_PY.parent
+    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(root)}
+    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(out_dir), str(cases_file)], cwd=root,
+                   env=env, check=True, timeout=timeout)  # fmt: skip
+    codes = json.loads((out_dir / "codes.json").read_text())
+    problems = []
+    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
+        output = (out_dir / f"{i}.out").read_text()
+        if code == 0 or "Traceback" in output or names not in last_line(output):
+            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
+        elif "train/loss" in output.replace(last_line(output), "") or "Epoch 0" in output:
+            problems.append(f"{args}: refused only after training started")
+    return problems
 
 
 def run_case(args: list[str] | dict, output: Path) -> int:

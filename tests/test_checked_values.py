@@ -14,6 +14,7 @@ import torch
 
 from rnnexp.config.checks import check_config
 from rnnexp.errors import ConfigError
+from tests.cli_cases import last_line, refusal_problems
 from tests.conftest import ROOT, bar_images, run_cli, write_idx
 from tests.test_text_resume import write_corpus
 
@@ -155,10 +156,6 @@ def data_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
     ]
 
 
-def last_line(text: str) -> str:
-    return [line for line in text.splitlines() if line.strip()][-1]
-
-
 def first_of_each_group(table: list[tuple[list[str], str]]) -> list[tuple[list[str], str]]:
     """The quick subset: the first case of each config group (the key's first part, e.g. ``trainer``)."""
     seen, chosen = set(), []
@@ -188,19 +185,7 @@ def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp
         ]
         for i, (args, _) in enumerate(table)
     ]
-    cases_file = tmp_path / "cases.json"
-    cases_file.write_text(json.dumps(cases))
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(tmp_path), str(cases_file)], cwd=ROOT,
-                   env=env, check=True, timeout=300)  # fmt: skip
-    codes = json.loads((tmp_path / "codes.json").read_text())
-    problems = []
-    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
-        output = (tmp_path / f"{i}.out").read_text()
-        if code == 0 or "Traceback" in output or names not in last_line(output):
-            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
-        elif "train/loss" in output.replace(last_line(output), "") or "Epoch 0" in output:
-            problems.append(f"{args}: refused only after training started")
+    problems = refusal_problems(table, cases, tmp_path, timeout=300)
     assert not problems, "\n".join(problems)
 
 

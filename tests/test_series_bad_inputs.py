@@ -3,14 +3,10 @@ table of tests/test_checked_values.py checks the other formats."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
-from tests.test_checked_values import QUIET, last_line
+from tests.cli_cases import refusal_problems
+from tests.test_checked_values import QUIET
 from tests.test_series import series_frame, write_series
 from tests.test_series_classification import toy_series, write_ts
 
@@ -87,17 +83,5 @@ def test_every_bad_series_file_or_value_exits_with_one_paragraph_naming_it(tmp_p
     as tests/test_checked_values.py checks its own table (its own subprocess: its own time limit)."""
     table = series_file_cases(tmp_path)
     cases = [[*args, *QUIET, f"hydra.run.dir={tmp_path / f'run{i}'}"] for i, (args, _) in enumerate(table)]
-    cases_file = tmp_path / "cases.json"
-    cases_file.write_text(json.dumps(cases))
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(tmp_path), str(cases_file)], cwd=ROOT,
-                   env=env, check=True, timeout=600)  # fmt: skip
-    codes = json.loads((tmp_path / "codes.json").read_text())
-    problems = []
-    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
-        output = (tmp_path / f"{i}.out").read_text()
-        if code == 0 or "Traceback" in output or names not in last_line(output):
-            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
-        elif "train/loss" in output or "Epoch 0" in output:
-            problems.append(f"{args}: refused only after training started")
+    problems = refusal_problems(table, cases, tmp_path, timeout=600)
     assert not problems, "\n".join(problems)

@@ -4,16 +4,12 @@ its last line names the key, the file, the line, or the columns found."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.test_checked_values import QUIET, last_line
+from tests.cli_cases import refusal_problems
+from tests.test_checked_values import QUIET
 from tests.test_tagging import tagged_sentences, write_columns, write_conllu
 from tests.test_text_classes import write_topics
 
@@ -107,17 +103,5 @@ def test_every_bad_text_file_or_value_is_refused_in_one_paragraph_naming_it(tmp_
     if subset != "all":  # a missing column, an empty file, one class, a label only in test, a broken line
         table = [table[i] for i in (0, 2, 3, 4, len(text_cases(tmp_path / "again")))]
     cases = [[*args, *QUIET, f"hydra.run.dir={tmp_path / f'run{i}'}"] for i, (args, _) in enumerate(table)]
-    cases_file = tmp_path / "cases.json"
-    cases_file.write_text(json.dumps(cases))
-    env = {**os.environ, "WANDB_MODE": "offline", "PYTHONPATH": str(ROOT)}
-    subprocess.run([sys.executable, "-m", "tests.cli_cases", str(tmp_path), str(cases_file)], cwd=ROOT,
-                   env=env, check=True, timeout=600)  # fmt: skip
-    codes = json.loads((tmp_path / "codes.json").read_text())
-    problems = []
-    for i, ((args, names), code) in enumerate(zip(table, codes, strict=True)):
-        output = (tmp_path / f"{i}.out").read_text()
-        if code == 0 or "Traceback" in output or names not in last_line(output):
-            problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
-        elif "train/loss" in output or "Epoch 0" in output:
-            problems.append(f"{args}: refused only after training started")
+    problems = refusal_problems(table, cases, tmp_path, timeout=600)
     assert not problems, "\n".join(problems)
