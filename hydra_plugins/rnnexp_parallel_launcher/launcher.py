@@ -8,9 +8,12 @@ is recorded as failed (``failure.json`` says how it ended) while the others go o
 console output goes to ``<job dir>/output.log``.
 """
 
+import importlib
 import logging
+import threading
 import time
 from collections.abc import Sequence
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +29,7 @@ from rnnexp.sweeps.job_processes import (
     JobProcess,
     SweepJobSpec,
     job_context,
+    preload_modules,
     read_objective,
     record_exit,
     run_sweep_job,
@@ -33,6 +37,20 @@ from rnnexp.sweeps.job_processes import (
 )
 
 log = logging.getLogger("rnnexp.launcher")
+# What the sweep's own process needs when the last job has ended (the summary): imported in the background
+# while the forkserver imports torch, so the end of a sweep does not wait for it.
+SUMMARY_MODULES = ("rnnexp.sweeps.records", "rnnexp.sweeps.console", "rnnexp.sweeps.comparison")
+
+
+def import_in_background(modules: Sequence[str]) -> None:
+    def run() -> None:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except Exception:  # the summary imports it again and reports what fails
+                return
+
+    threading.Thread(target=run, name="rnnexp-summary-imports", daemon=True).start()
 
 
 class ParallelLauncher(Launcher):
@@ -62,7 +80,8 @@ class ParallelLauncher(Launcher):
         # The config's num_threads, as for a run alone (issue 23); threads_per_job, when set, is the user's own.
         num_threads = self.threads_per_job or OmegaConf.select(self.config, "num_threads")
         threads = job_threads(num_threads, self.n_jobs)
-        context = job_context(self.preload)
+        context = job_context(self.preload, self.preload_list(job_overrides, threads))
+        import_in_background(SUMMARY_MODULES)
         log.info(
             "Launching %d jobs, %d at a time (%s start, %d CPU threads each); each job's console output is in "
             "<job dir>/output.log",
@@ -75,11 +94,38 @@ class ParallelLauncher(Launcher):
             while pending and len(running) < self.n_jobs:
                 number, overrides = pending.pop(0)
                 running[number] = self.start(context, number, list(overrides), sweep_dir, threads)
-            time.sleep(0.1)
+            wait([job.process.sentinel for job, _ in running.values()], timeout=1.0)  # until one ends
             for number in [n for n, (job, _) in running.items() if job.poll() is not None]:
                 job, config = running.pop(number)
                 returns[number] = self.finish(number, job, config, left=len(pending) + len(running))
         return [returns[number] for number in sorted(returns)]
+
+    def preload_list(self, job_overrides: Sequence[Sequence[str]], threads: int) -> list[str] | None:
+        """What the forkserver imports for this batch: ``preload_modules`` of one composed config per
+        distinct choice of config groups and ``_target_`` overrides (``model=rnn,lstm,gru seed=1,...,5``:
+        three), so every job's datamodule, task, model, callbacks and loggers are imported once. None when
+        jobs are not forked."""
+        if not self.preload:
+            return None
+        assert self.config is not None and self.hydra_context is not None
+        loader = self.hydra_context.config_loader
+        groups: dict[str, bool] = {}
+
+        def chooses(override: str) -> bool:
+            key = override.split("=", 1)[0].lstrip("+~").split("@")[0]
+            if key not in groups:
+                parent, _, name = key.rpartition("/")
+                try:
+                    groups[key] = key.endswith("_target_") or name in loader.list_groups(parent)
+                except Exception:  # not a group path Hydra can list: a value override
+                    groups[key] = False
+            return groups[key]
+
+        distinct = {tuple(o for o in overrides if chooses(o)): list(overrides) for overrides in job_overrides}
+        configs = [
+            loader.load_sweep_config(self.config, [*o, f"num_threads={threads}"]) for o in distinct.values()
+        ]
+        return preload_modules(configs)
 
     def start(
         self, context: Any, number: int, overrides: list[str], sweep_dir: Path, threads: int

@@ -22,21 +22,87 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-# Imported once by the forkserver: what every job needs before its first step (~4 s on one core).
-PRELOAD = ("torch", "pytorch_lightning", "torchmetrics", "rnnexp.run", "rnnexp.training")
+# Imported once by the forkserver, before the modules of the batch's `_target_`s: what every job needs before
+# its first step (~4 s on one core), and what a run imports lazily on its way (a logger's writer, Lightning's
+# loops and checkpoint I/O, the figures). `tests/test_grid_launcher.py` checks that a forked job imports none of
+# the heavy packages itself.
+PRELOAD = (
+    "__main__",  # the sweep's script (train.py) as __mp_main__: each child then finds it imported
+    "torch",
+    "pytorch_lightning",
+    "torchmetrics",
+    "rnnexp.run",
+    "rnnexp.training",
+    "hydra.core.utils",  # run_job, which runs each job
+    "torch.utils.tensorboard",  # TensorBoardLogger's writer, made at the first log call
+    "matplotlib.pyplot",  # the tasks' figures
+    "pandas",
+    "optuna",  # the pruning callback
+    "torch.utils.serialization",  # torch.save of the first checkpoint
+    "fsspec.implementations.chained",  # Lightning's checkpoint I/O
+    "omegaconf._impl",  # OmegaConf.to_container
+    "hydra._internal.logging_config",  # the job's logging set-up
+    "rich._emoji_codes",  # the results table
+)
+# Imported last: fork-safe one-time work (see the module), then gc.freeze() so forks share the imported objects.
+WARM_UP = "rnnexp.sweeps.forkserver_warm_up"
+# Packages a forked job should find imported (each costs 0.1-4 s): the tests check that a job imports none of
+# them itself, nor any rnnexp module (those of its `_target_`s are preloaded).
+HEAVY_PACKAGES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "numpy", "pandas",
+                  "matplotlib", "scipy", "optuna", "tensorboard", "rnnexp")  # fmt: skip
 
 
-def job_context(preload: bool) -> BaseContext:
-    """The multiprocessing context jobs start from: a forkserver with ``PRELOAD`` imported, or spawn."""
+def target_modules(config: Any) -> list[str]:
+    """The modules of every ``_target_`` in a composed config (``rnnexp.data.sine`` for
+    ``rnnexp.data.sine.SineDataModule``), in the order met: what instantiating its objects imports. A target
+    that names a class attribute gives a non-module name; the forkserver skips names it cannot import."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    found: dict[str, None] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "_target_" and isinstance(value, str) and "." in value:
+                    found[value.rsplit(".", 1)[0]] = None
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    if isinstance(config, DictConfig | ListConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    walk(config)
+    return list(found)
+
+
+def preload_modules(configs: Iterable[Any] = ()) -> list[str]:
+    """What the forkserver imports, in order: ``PRELOAD``, the modules of every ``_target_`` of ``configs``
+    (a batch's composed job configs), then ``WARM_UP``."""
+    targets = [module for config in configs for module in target_modules(config)]
+    return list(dict.fromkeys([*PRELOAD, *targets, WARM_UP]))
+
+
+def job_context(preload: bool, modules: Sequence[str] | None = None) -> BaseContext:
+    """The multiprocessing context jobs start from: a forkserver that imported ``modules``
+    (``preload_modules()`` when None) and is started now, so its imports overlap the caller's own work; or
+    spawn (a fresh interpreter per job) when ``preload`` is false or the platform has no forkserver.
+
+    The forkserver is one per sweep process: a second call after it started keeps the first module list."""
     if not preload or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOAD))
+    context.set_forkserver_preload(list(modules if modules is not None else preload_modules()))
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()
     return context
 
 
@@ -51,6 +117,25 @@ def send_output_to(path: Path) -> None:
         stream.reconfigure(line_buffering=True)
 
 
+def record_process(job_dir: Path, preloaded: set[str], entered: float) -> None:
+    """Write ``<job dir>/process.json``: when the child began its job (``entered``, epoch seconds; the launcher
+    wrote when it started the process in launch.json) and ended, the CPU seconds and minor page faults of the
+    process (a fork's start-up and copy-on-write cost show there), and every module the job imported itself
+    (none of the heavy packages when the forkserver preloaded what the job needs)."""
+    import resource  # Unix only, as the forkserver
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record = {
+        "entered": entered,
+        "ended": time.time(),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "minor_page_faults": usage.ru_minflt,
+        "preloaded_modules": len(preloaded),
+        "imported_modules": sorted(set(sys.modules) - preloaded),
+    }
+    (job_dir / "process.json").write_text(json.dumps(record, indent=1))
+
+
 def prepare_child(output: Path, env: dict[str, str]) -> None:
     send_output_to(output)
     os.environ.update(env)
@@ -61,9 +146,13 @@ def prepare_child(output: Path, env: dict[str, str]) -> None:
 def run_command(argv: list[str], output: Path, env: dict[str, str]) -> None:
     """Child entry: run ``argv[0]`` (a script such as train.py) as ``__main__`` with ``argv`` as its command
     line. Its exit status is the job's (Hydra exits 1 on an error)."""
+    entered, preloaded = time.time(), set(sys.modules)
     prepare_child(output, env)
     sys.argv = list(argv)
-    runpy.run_path(argv[0], run_name="__main__")
+    try:
+        runpy.run_path(argv[0], run_name="__main__")
+    finally:
+        record_process(output.parent, preloaded, entered)
 
 
 @dataclass
@@ -88,19 +177,23 @@ def task_function(module: str, name: str) -> Any:
 def run_sweep_job(spec: SweepJobSpec) -> None:
     """Child entry: run one multirun job as Hydra's basic launcher does, then exit 0 if it completed, 1 (with
     the traceback in its output) if the task raised."""
+    entered, preloaded = time.time(), set(sys.modules)
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobStatus, run_job, setup_globals
 
     prepare_child(spec.output, spec.env)
     setup_globals()  # Hydra's OmegaConf resolvers (now, hydra, ...): closures, so not sent but registered again
     Singleton._instances = spec.singleton_instances
-    result = run_job(
-        hydra_context=spec.hydra_context,
-        task_function=task_function(spec.task_module, spec.task_name),
-        config=spec.config,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    try:
+        result = run_job(
+            hydra_context=spec.hydra_context,
+            task_function=task_function(spec.task_module, spec.task_name),
+            config=spec.config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    finally:
+        record_process(spec.output.parent, preloaded, entered)
     if result.status != JobStatus.COMPLETED:
         error = result._return_value
         traceback.print_exception(type(error), error, error.__traceback__)
