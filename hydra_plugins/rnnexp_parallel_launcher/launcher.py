@@ -21,13 +21,14 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.errors import ConfigError
 from rnnexp.lifecycle.environment import job_threads
 from rnnexp.sweeps.job_processes import (
     JobProcess,
     SweepJobSpec,
+    job_config,
     job_context,
     preload_modules,
     read_objective,
@@ -88,7 +89,7 @@ class ParallelLauncher(Launcher):
             len(job_overrides), self.n_jobs, context.get_start_method(), threads,
         )  # fmt: skip
         pending = list(enumerate(job_overrides, start=initial_job_idx))
-        running: dict[int, tuple[JobProcess, DictConfig]] = {}
+        running: dict[int, tuple[JobProcess, list[str]]] = {}
         returns: dict[int, JobReturn] = {}
         while pending or running:
             while pending and len(running) < self.n_jobs:
@@ -96,8 +97,8 @@ class ParallelLauncher(Launcher):
                 running[number] = self.start(context, number, list(overrides), sweep_dir, threads)
             wait([job.process.sentinel for job, _ in running.values()], timeout=1.0)  # until one ends
             for number in [n for n, (job, _) in running.items() if job.poll() is not None]:
-                job, config = running.pop(number)
-                returns[number] = self.finish(number, job, config, left=len(pending) + len(running))
+                job, overrides = running.pop(number)
+                returns[number] = self.finish(number, job, overrides, left=len(pending) + len(running))
         return [returns[number] for number in sorted(returns)]
 
     def preload_list(self, job_overrides: Sequence[Sequence[str]], threads: int) -> list[str] | None:
@@ -129,18 +130,21 @@ class ParallelLauncher(Launcher):
 
     def start(
         self, context: Any, number: int, overrides: list[str], sweep_dir: Path, threads: int
-    ) -> tuple[JobProcess, DictConfig]:
+    ) -> tuple[JobProcess, list[str]]:
+        """Start job ``number``; return its process and its overrides (with the thread count)."""
         assert self.config is not None and self.hydra_context is not None and self.task_function is not None
         log.info("\t#%d : %s", number, " ".join(filter_overrides(overrides)))
-        config = self.hydra_context.config_loader.load_sweep_config(
-            self.config, [*overrides, f"num_threads={threads}"]
-        )
-        with open_dict(config):
-            config.hydra.job.id = number
-            config.hydra.job.num = number
-            config.hydra.sweep.dir = str(sweep_dir)  # resolved here: a child would resolve ${now:} anew
-        job_dir = sweep_dir / str(config.hydra.sweep.subdir)
+        overrides = [*overrides, f"num_threads={threads}"]
+        config, subdir = None, self.plain_subdir(number)
+        if subdir is None:  # the job's folder depends on its config: compose it here to name the folder
+            config = job_config(self.hydra_context, self.config, overrides, number, str(sweep_dir))
+            subdir = str(config.hydra.sweep.subdir)
+        job_dir = sweep_dir / subdir
         spec = SweepJobSpec(
+            primary=self.config,
+            overrides=overrides,
+            number=number,
+            sweep_dir=str(sweep_dir),
             config=config,
             hydra_context=self.hydra_context,
             singleton_instances=Singleton.get_state()["instances"],
@@ -149,17 +153,26 @@ class ParallelLauncher(Launcher):
             output=job_dir / "output.log",
             env={"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"},
         )
-        return start_job(context, run_sweep_job, (spec,), job_dir, list(config.hydra.overrides.task)), config
+        return start_job(context, run_sweep_job, (spec,), job_dir, overrides), overrides
 
-    def finish(self, number: int, job: JobProcess, config: DictConfig, left: int) -> JobReturn:
-        """The job's JobReturn from what it left on disk, and a line saying how it ended."""
+    def plain_subdir(self, number: int) -> str | None:
+        """The job's folder name when ``hydra.sweep.subdir`` is Hydra's default, the job number (None for a
+        subdir that depends on the job's config, e.g. ``${hydra.job.override_dirname}``)."""
+        assert self.config is not None
+        raw = self.config.hydra.sweep._get_node("subdir")._value()
+        return str(number) if raw == "${hydra.job.num}" else None
+
+    def finish(self, number: int, job: JobProcess, overrides: list[str], left: int) -> JobReturn:
+        """The job's JobReturn from what it left on disk (its config is the job's own, on disk in
+        ``.hydra/``; the return carries the sweep's), and a line saying how it ended."""
+        assert self.config is not None
         took = time.time() - job.started
         result = JobReturn(
-            overrides=list(config.hydra.overrides.task),
-            cfg=config,
-            hydra_cfg=config,
+            overrides=overrides,
+            cfg=self.config,
+            hydra_cfg=self.config,
             working_dir=str(job.job_dir),
-            task_name=config.hydra.job.name,
+            task_name=self.config.hydra.job.name,
         )
         if job.returncode == 0:
             result.status, result._return_value = JobStatus.COMPLETED, read_objective(job.job_dir)

@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 # Imported once by the forkserver, before the modules of the batch's `_target_`s: what every job needs before
-# its first step (~4 s on one core), and what a run imports lazily on its way (a logger's writer, Lightning's
-# loops and checkpoint I/O, the figures). `tests/test_grid_launcher.py` checks that a forked job imports none of
-# the heavy packages itself.
+# its first step (~4 s on one core), and what a run imports lazily on its way (checkpoint I/O, the figures, the
+# results table). `tests/test_grid_launcher.py` checks that a forked job imports none of HEAVY_PACKAGES itself.
 PRELOAD = (
     "__main__",  # the sweep's script (train.py) as __mp_main__: each child then finds it imported
     "torch",
@@ -40,7 +39,6 @@ PRELOAD = (
     "rnnexp.run",
     "rnnexp.training",
     "hydra.core.utils",  # run_job, which runs each job
-    "torch.utils.tensorboard",  # TensorBoardLogger's writer, made at the first log call
     "matplotlib.pyplot",  # the tasks' figures
     "pandas",
     "optuna",  # the pruning callback
@@ -49,19 +47,28 @@ PRELOAD = (
     "omegaconf._impl",  # OmegaConf.to_container
     "hydra._internal.logging_config",  # the job's logging set-up
     "rich._emoji_codes",  # the results table
+    "antlr4.LL1Analyzer",  # Hydra's override parser
+    "importlib.resources.readers",
+    "resource",  # record_process
 )
-# Imported last: fork-safe one-time work (see the module), then gc.freeze() so forks share the imported objects.
+# Packages a `_target_` imports only when its object first logs (imported for the batch that uses it).
+TARGET_IMPORTS = {
+    "pytorch_lightning.loggers.TensorBoardLogger": ("torch.utils.tensorboard",),
+    "pytorch_lightning.loggers.WandbLogger": ("wandb",),
+}
+# Imported last: gc.freeze(), so that forks share the imported objects instead of copying them (see the module).
 WARM_UP = "rnnexp.sweeps.forkserver_warm_up"
 # Packages a forked job should find imported (each costs 0.1-4 s): the tests check that a job imports none of
 # them itself, nor any rnnexp module (those of its `_target_`s are preloaded).
 HEAVY_PACKAGES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "numpy", "pandas",
-                  "matplotlib", "scipy", "optuna", "tensorboard", "rnnexp")  # fmt: skip
+                  "matplotlib", "scipy", "optuna", "tensorboard", "wandb", "rnnexp")  # fmt: skip
 
 
 def target_modules(config: Any) -> list[str]:
     """The modules of every ``_target_`` in a composed config (``rnnexp.data.sine`` for
-    ``rnnexp.data.sine.SineDataModule``), in the order met: what instantiating its objects imports. A target
-    that names a class attribute gives a non-module name; the forkserver skips names it cannot import."""
+    ``rnnexp.data.sine.SineDataModule``; plus ``TARGET_IMPORTS``), in the order met: what instantiating and
+    using its objects imports. A target that names a class attribute gives a non-module name; the forkserver
+    skips names it cannot import."""
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     found: dict[str, None] = {}
@@ -71,6 +78,7 @@ def target_modules(config: Any) -> list[str]:
             for key, value in node.items():
                 if key == "_target_" and isinstance(value, str) and "." in value:
                     found[value.rsplit(".", 1)[0]] = None
+                    found.update(dict.fromkeys(TARGET_IMPORTS.get(value, ())))
                 else:
                     walk(value)
         elif isinstance(node, list):
@@ -157,9 +165,15 @@ def run_command(argv: list[str], output: Path, env: dict[str, str]) -> None:
 
 @dataclass
 class SweepJobSpec:
-    """What a child needs to run one job of a Hydra launcher's batch (all picklable)."""
+    """What a child needs to run one job of a Hydra launcher's batch (all picklable). The child composes the
+    job's config itself (``job_config``) unless ``config`` is given: composing costs ~0.3 s of CPU per job,
+    which the sweep's process would otherwise spend serially while the jobs wait."""
 
-    config: Any  # the job's sweep config (job number, overrides and absolute sweep dir set)
+    primary: Any  # the sweep's primary config
+    overrides: list[str]  # the job's overrides
+    number: int  # the job number
+    sweep_dir: str  # absolute
+    config: Any  # the job's composed config, or None: composed by the child
     hydra_context: Any
     singleton_instances: dict[Any, Any]  # Hydra's singletons (ConfigStore, JobRuntime, ...) of the sweep
     task_module: str  # where the (hydra.main-decorated) task function lives, e.g. __main__
@@ -174,6 +188,19 @@ def task_function(module: str, name: str) -> Any:
     return getattr(function, "__wrapped__", function)
 
 
+def job_config(hydra_context: Any, primary: Any, overrides: list[str], number: int, sweep_dir: str) -> Any:
+    """The job's config as Hydra's basic launcher composes it: the sweep's config with the job's overrides,
+    job number and id set, and the sweep directory resolved (a later resolution would read ``${now:}`` anew)."""
+    from omegaconf import open_dict
+
+    config = hydra_context.config_loader.load_sweep_config(primary, list(overrides))
+    with open_dict(config):
+        config.hydra.job.id = number
+        config.hydra.job.num = number
+        config.hydra.sweep.dir = sweep_dir
+    return config
+
+
 def run_sweep_job(spec: SweepJobSpec) -> None:
     """Child entry: run one multirun job as Hydra's basic launcher does, then exit 0 if it completed, 1 (with
     the traceback in its output) if the task raised."""
@@ -185,10 +212,13 @@ def run_sweep_job(spec: SweepJobSpec) -> None:
     setup_globals()  # Hydra's OmegaConf resolvers (now, hydra, ...): closures, so not sent but registered again
     Singleton._instances = spec.singleton_instances
     try:
+        config = spec.config
+        if config is None:
+            config = job_config(spec.hydra_context, spec.primary, spec.overrides, spec.number, spec.sweep_dir)
         result = run_job(
             hydra_context=spec.hydra_context,
             task_function=task_function(spec.task_module, spec.task_name),
-            config=spec.config,
+            config=config,
             job_dir_key="hydra.sweep.dir",
             job_subdir_key="hydra.sweep.subdir",
         )
