@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from rnnexp.review import main as review
-from rnnexp.sweeps.job_processes import HEAVY_PACKAGES, PRELOAD, WARM_UP, preload_modules
+from rnnexp.sweeps.job_processes import HEAVY_PACKAGES, PRELOAD, WARM_UP, preload_modules, target_modules
 from rnnexp.sweeps.records import load_sweep
 from rnnexp.training import train
 from tests.conftest import ROOT, compose_config
@@ -155,8 +155,8 @@ def test_the_preload_list_holds_every_target_module_of_the_batch(tmp_path):
         compose_config([f"model={model}", "logger=[csv,wandb]", *TINY_SINE], tmp_path / model)
         for model in ("rnn", "gru")
     ]
-    modules = preload_modules(configs)
-    assert modules[: len(PRELOAD)] == list(PRELOAD) and modules[-1] == WARM_UP
+    assert preload_modules()[: len(PRELOAD)] == list(PRELOAD) and preload_modules()[-1] == WARM_UP
+    modules = {module for config in configs for module in target_modules(config)}  # the launcher's batch list
     targets = {
         str(node["_target_"]).rsplit(".", 1)[0]
         for config in configs
@@ -170,5 +170,5 @@ def test_the_preload_list_holds_every_target_module_of_the_batch(tmp_path):
         if node is not None and "_target_" in node
     }
     assert {"rnnexp.data", "rnnexp.models.recurrent"} <= targets and len(targets) >= 5, targets
-    assert targets <= set(modules), targets - set(modules)
-    assert {"pytorch_lightning.loggers", "wandb"} <= set(modules)  # the loggers, and wandb's lazy import
+    assert targets <= modules, targets - modules
+    assert {"pytorch_lightning.loggers", "wandb"} <= modules  # the loggers, and wandb's lazy import

@@ -10,6 +10,8 @@ console output goes to ``<job dir>/output.log``.
 
 import importlib
 import logging
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -34,7 +36,9 @@ from rnnexp.sweeps.job_processes import (
     read_objective,
     record_exit,
     run_sweep_job,
+    send_more_modules,
     start_job,
+    target_modules,
 )
 
 log = logging.getLogger("rnnexp.launcher")
@@ -66,11 +70,19 @@ class ParallelLauncher(Launcher):
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
         self.task_function: TaskFunction | None = None
+        self.context: Any = None
+        self.more_modules: Path | None = None  # where the forkserver waits for the batch's modules
+        self.modules_sent = False
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        """Also starts the forkserver, so that its imports of torch and Lightning (seconds) overlap Hydra's
+        composing and checking every job's config before the batch is launched."""
         self.config = config
         self.hydra_context = hydra_context
         self.task_function = task_function
+        if self.preload:
+            self.more_modules = Path(tempfile.mkdtemp(prefix="rnnexp-forkserver-")) / "modules"
+        self.context = job_context(self.preload, preload_modules(), self.more_modules)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         assert self.config is not None
@@ -81,7 +93,10 @@ class ParallelLauncher(Launcher):
         # The config's num_threads, as for a run alone (issue 23); threads_per_job, when set, is the user's own.
         num_threads = self.threads_per_job or OmegaConf.select(self.config, "num_threads")
         threads = job_threads(num_threads, self.n_jobs)
-        context = job_context(self.preload, self.preload_list(job_overrides, threads))
+        context = self.context
+        if self.more_modules is not None and not self.modules_sent:  # the first batch
+            send_more_modules(self.more_modules, self.batch_modules(job_overrides))
+            self.modules_sent = True
         import_in_background(SUMMARY_MODULES)
         log.info(
             "Launching %d jobs, %d at a time (%s start, %d CPU threads each); each job's console output is in "
@@ -99,15 +114,14 @@ class ParallelLauncher(Launcher):
             for number in [n for n, (job, _) in running.items() if job.poll() is not None]:
                 job, overrides = running.pop(number)
                 returns[number] = self.finish(number, job, overrides, left=len(pending) + len(running))
+        if self.more_modules is not None:  # read by the forkserver before it served the first job
+            shutil.rmtree(self.more_modules.parent, ignore_errors=True)
         return [returns[number] for number in sorted(returns)]
 
-    def preload_list(self, job_overrides: Sequence[Sequence[str]], threads: int) -> list[str] | None:
-        """What the forkserver imports for this batch: ``preload_modules`` of one composed config per
-        distinct choice of config groups and ``_target_`` overrides (``model=rnn,lstm,gru seed=1,...,5``:
-        three), so every job's datamodule, task, model, callbacks and loggers are imported once. None when
-        jobs are not forked."""
-        if not self.preload:
-            return None
+    def batch_modules(self, job_overrides: Sequence[Sequence[str]]) -> list[str]:
+        """What the forkserver imports for this batch: ``target_modules`` of one composed config per distinct
+        choice of config groups and ``_target_`` overrides (``model=rnn,lstm,gru seed=1,...,5``: three), so
+        every job's datamodule, task, model, callbacks and loggers are imported once."""
         assert self.config is not None and self.hydra_context is not None
         loader = self.hydra_context.config_loader
         groups: dict[str, bool] = {}
@@ -123,10 +137,8 @@ class ParallelLauncher(Launcher):
             return groups[key]
 
         distinct = {tuple(o for o in overrides if chooses(o)): list(overrides) for overrides in job_overrides}
-        configs = [
-            loader.load_sweep_config(self.config, [*o, f"num_threads={threads}"]) for o in distinct.values()
-        ]
-        return preload_modules(configs)
+        configs = [loader.load_sweep_config(self.config, list(o)) for o in distinct.values()]
+        return list(dict.fromkeys(m for config in [self.config, *configs] for m in target_modules(config)))
 
     def start(
         self, context: Any, number: int, overrides: list[str], sweep_dir: Path, threads: int

@@ -40,6 +40,7 @@ PRELOAD = (
     "rnnexp.training",
     "hydra.core.utils",  # run_job, which runs each job
     "matplotlib.pyplot",  # the tasks' figures
+    "matplotlib.backends.backend_agg",  # ... drawn to PNG
     "pandas",
     "optuna",  # the pruning callback
     "torch.utils.serialization",  # torch.save of the first checkpoint
@@ -54,10 +55,17 @@ PRELOAD = (
 # Packages a `_target_` imports only when its object first logs (imported for the batch that uses it).
 TARGET_IMPORTS = {
     "pytorch_lightning.loggers.TensorBoardLogger": ("torch.utils.tensorboard",),
-    "pytorch_lightning.loggers.WandbLogger": ("wandb",),
+    "pytorch_lightning.loggers.WandbLogger": (
+        "wandb",
+        "wandb.wandb_run",
+        "wandb.apis.public",
+        "wandb.sdk.launch",
+    ),
 }
-# Imported last: gc.freeze(), so that forks share the imported objects instead of copying them (see the module).
+# Imported last: the batch's further modules (MORE_MODULES_ENV), then gc.freeze(), so that forks share the imported
+# objects instead of copying them (see the module).
 WARM_UP = "rnnexp.sweeps.forkserver_warm_up"
+MORE_MODULES_ENV = "RNNEXP_FORKSERVER_MORE_MODULES"
 # Packages a forked job should find imported (each costs 0.1-4 s): the tests check that a job imports none of
 # them itself, nor any rnnexp module (those of its `_target_`s are preloaded).
 HEAVY_PACKAGES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "numpy", "pandas",
@@ -98,20 +106,38 @@ def preload_modules(configs: Iterable[Any] = ()) -> list[str]:
     return list(dict.fromkeys([*PRELOAD, *targets, WARM_UP]))
 
 
-def job_context(preload: bool, modules: Sequence[str] | None = None) -> BaseContext:
+def job_context(
+    preload: bool, modules: Sequence[str] | None = None, more_modules_file: Path | None = None
+) -> BaseContext:
     """The multiprocessing context jobs start from: a forkserver that imported ``modules``
     (``preload_modules()`` when None) and is started now, so its imports overlap the caller's own work; or
     spawn (a fresh interpreter per job) when ``preload`` is false or the platform has no forkserver.
 
-    The forkserver is one per sweep process: a second call after it started keeps the first module list."""
+    ``more_modules_file``: the forkserver, once it has imported ``modules``, waits for this file (written with
+    ``send_more_modules`` by the caller when it knows the batch) and imports the modules it lists too, before
+    serving the first job. The forkserver is one per sweep process: a second call after it started keeps the
+    first one."""
     if not preload or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(modules if modules is not None else preload_modules()))
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    if more_modules_file is not None:
+        os.environ[MORE_MODULES_ENV] = str(more_modules_file)  # the forkserver reads its environment once
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(MORE_MODULES_ENV, None)
     return context
+
+
+def send_more_modules(path: Path, modules: Sequence[str]) -> None:
+    """Hand the forkserver (waiting in ``WARM_UP``) the further modules to import: one name a line, the file
+    appearing whole (written aside, then renamed)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(modules))
+    os.replace(partial, path)
 
 
 def send_output_to(path: Path) -> None:
