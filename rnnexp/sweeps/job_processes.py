@@ -59,7 +59,7 @@ TARGET_IMPORTS = {
         "wandb",
         "wandb.wandb_run",
         "wandb.apis.public",
-        "wandb.sdk.launch",
+        "wandb.sdk.launch.inputs.internal",  # wandb.init reads its launch inputs
     ),
 }
 # Imported last: the batch's further modules (MORE_MODULES_ENV), then gc.freeze(), so that forks share the imported
