@@ -8,6 +8,7 @@ is recorded as failed (``failure.json`` says how it ended) while the others go o
 console output goes to ``<job dir>/output.log``.
 """
 
+import atexit
 import importlib
 import logging
 import shutil
@@ -82,6 +83,7 @@ class ParallelLauncher(Launcher):
         self.task_function = task_function
         if self.preload:
             self.more_modules = Path(tempfile.mkdtemp(prefix="rnnexp-forkserver-")) / "modules"
+            atexit.register(shutil.rmtree, self.more_modules.parent, ignore_errors=True)
         self.context = job_context(self.preload, preload_modules(), self.more_modules)
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
@@ -114,8 +116,6 @@ class ParallelLauncher(Launcher):
             for number in [n for n, (job, _) in running.items() if job.poll() is not None]:
                 job, overrides = running.pop(number)
                 returns[number] = self.finish(number, job, overrides, left=len(pending) + len(running))
-        if self.more_modules is not None:  # read by the forkserver before it served the first job
-            shutil.rmtree(self.more_modules.parent, ignore_errors=True)
         return [returns[number] for number in sorted(returns)]
 
     def batch_modules(self, job_overrides: Sequence[Sequence[str]]) -> list[str]:
