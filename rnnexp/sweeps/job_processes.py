@@ -41,8 +41,6 @@ PRELOAD = (
     "hydra.core.utils",  # run_job, which runs each job
     "matplotlib.pyplot",  # the tasks' figures
     "matplotlib.backends.backend_agg",  # ... drawn to PNG
-    "pandas",
-    "optuna",  # the pruning callback
     "torch.utils.serialization",  # torch.save of the first checkpoint
     "fsspec.implementations.chained",  # Lightning's checkpoint I/O
     "omegaconf._impl",  # OmegaConf.to_container
