@@ -132,7 +132,11 @@ INERT_CASES = [
         "task.sample_top_k=5 has no effect here",
     ),
 ]
-CONFIG_CASES += INERT_CASES
+# Known only once the datamodule knows its size: refused right after its setup, before the first step.
+SIZE_CASES = [
+    (["trainer.limit_val_batches=0.01"], "trainer.limit_val_batches=0.01 selects no batch of the validation"),
+]
+CONFIG_CASES += INERT_CASES + SIZE_CASES
 
 
 def data_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -193,12 +197,12 @@ def first_of_each_group(table: list[tuple[list[str], str]]) -> list[tuple[list[s
 
 
 @pytest.mark.parametrize(
-    "subset", ["one per group", "without effect", pytest.param("all", marks=pytest.mark.slow)]
+    "subset", ["one per group", "issue 17", pytest.param("all", marks=pytest.mark.slow)]
 )
 def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp_path, subset):
     corpus = write_corpus(tmp_path / "x.txt")
-    if subset == "without effect":  # the issue's dropout example and its kind, in full by default
-        table = list(INERT_CASES)
+    if subset == "issue 17":  # values without effect (the dropout example) and a split too small, in full
+        table = [*INERT_CASES, *SIZE_CASES]
     else:
         configs = CONFIG_CASES if subset == "all" else first_of_each_group(CONFIG_CASES)
         table = [*configs, *data_file_cases(tmp_path)]  # every file format, in both

@@ -188,7 +188,7 @@ class Tagging(TensorDataModule):
     def read(self, path: str) -> TaggedSentences:
         hp, resolved = self.hparams, resolve_data_path(path)
         if self.format == "conllu":
-            data = read_conllu(resolved, hp.tag_column or "upos")
+            data = read_conllu(resolved, "upos" if hp.tag_column is None else hp.tag_column)
         else:
             data = read_columns(resolved, -1 if hp.tag_column is None else hp.tag_column)
         if not data.tokens:
