@@ -127,6 +127,7 @@ INERT_CASES = [
         "optimizer.dampening=0.5 has no effect here",
     ),
     (["scheduler=constant", "scheduler.step_size=5"], "scheduler.step_size=5 has no effect here"),
+    (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "trainer.precision='16-mixed' has no effect"),
     (
         ["datamodule=text", "datamodule.path=CORPUS", "task.sample_length=0", "task.sample_top_k=5"],
         "task.sample_top_k=5 has no effect here",
@@ -196,9 +197,7 @@ def first_of_each_group(table: list[tuple[list[str], str]]) -> list[tuple[list[s
     return chosen
 
 
-@pytest.mark.parametrize(
-    "subset", ["one per group", "issue 17", pytest.param("all", marks=pytest.mark.slow)]
-)
+@pytest.mark.parametrize("subset", ["one per group", "issue 17", pytest.param("all", marks=pytest.mark.slow)])
 def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp_path, subset):
     corpus = write_corpus(tmp_path / "x.txt")
     if subset == "issue 17":  # values without effect (the dropout example) and a split too small, in full

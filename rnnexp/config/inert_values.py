@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rnnexp.errors import ConfigError
@@ -80,6 +81,14 @@ def sampling(cfg: DictConfig) -> bool:
     return not isinstance(length, int) or length > 0  # a bad length is the task's to name
 
 
+def on_cuda(cfg: DictConfig) -> bool:
+    accelerator = select(cfg, "trainer.accelerator", "auto")
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+# Every precision but fp16 autocast, which Lightning turns into bf16-mixed on a CPU without saying so.
+NOT_FP16_MIXED = ("32-true", "32", 32, "64-true", "64", 64, "bf16-mixed", "bf16", "16-true", "bf16-true")
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "model.dropout",
@@ -113,6 +122,14 @@ RULES: tuple[Rule, ...] = (
         "it says how gradients are clipped, and trainer.gradient_clip_val is {trainer.gradient_clip_val} "
         "(no clipping)",
         "set trainer.gradient_clip_val (e.g. 0.5), or trainer.gradient_clip_algorithm=norm",
+    ),
+    Rule(
+        "trainer.precision",
+        NOT_FP16_MIXED,
+        on_cuda,
+        "fp16 autocast runs on a CUDA GPU only; on this run's device (trainer.accelerator="
+        "{trainer.accelerator}, no CUDA GPU) Lightning runs bf16-mixed instead",
+        "trainer.precision=bf16-mixed (what the CPU runs) or 32-true, or run on a GPU (trainer=gpu)",
     ),
     Rule(
         "optimizer.dampening",
