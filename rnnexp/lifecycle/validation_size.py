@@ -18,7 +18,7 @@ class CheckValidationBatches(pl.Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         limit = trainer.limit_val_batches
         datamodule = trainer.datamodule
-        if stage != "fit" or not isinstance(limit, float) or datamodule is None:
+        if stage != "fit" or not isinstance(limit, float) or limit >= 1.0 or datamodule is None:
             return
         try:
             batches = len(datamodule.val_dataloader())
