@@ -43,6 +43,7 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         log_figures: bool = True,
         embedding_dim: int = 128,
         tie_weights: bool = False,
+        init: str = "torch",
         carry_hidden: bool = True,
         sample_length: int = 200,
         sample_prompt: str | None = None,
@@ -51,8 +52,8 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         sample_seed: int = 0,
     ):
         super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
-        if (net.embedding_dim, net.tie_weights) != (embedding_dim, tie_weights):
-            raise ValueError("CharLanguageModel: embedding_dim/tie_weights differ from the network's")
+        if (net.embedding_dim, net.tie_weights, net.init) != (embedding_dim, tie_weights, init):
+            raise ValueError("CharLanguageModel: embedding_dim/tie_weights/init differ from the network's")
         if sample_prompt is not None:
             check_prompt(net.vocab, sample_prompt, key="task.sample_prompt")
         check_sampling_options(sample_temperature, sample_top_k, sample_length, prefix="task.sample_")
@@ -62,14 +63,19 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
 
     @classmethod
     def net_options(cls, task_cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return {"embedding_dim": task_cfg["embedding_dim"], "tie_weights": task_cfg["tie_weights"]}
+        return {key: task_cfg[key] for key in ("embedding_dim", "tie_weights", "init")}
 
     @classmethod
     def build_net(
-        cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule, embedding_dim: int, tie_weights: bool
+        cls,
+        spec: RecurrentSpec,
+        datamodule: pl.LightningDataModule,
+        embedding_dim: int,
+        tie_weights: bool,
+        init: str = "torch",
     ) -> CharRNN:
         """The vocabulary sizes the network, so the corpus is read here, after the cheap checks."""
-        check_language_model_options(spec, embedding_dim, tie_weights)
+        check_language_model_options(spec, embedding_dim, tie_weights, init)
         if not isinstance(datamodule, CharCorpus):
             raise ConfigError(
                 f"task=language_model needs datamodule=text, got {type(datamodule).__name__}; "
@@ -77,7 +83,7 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
             )
         datamodule.prepare_data()
         datamodule.setup("fit")
-        return CharRNN(spec, datamodule.vocab, embedding_dim, tie_weights)
+        return CharRNN(spec, datamodule.vocab, embedding_dim, tie_weights, init)
 
     def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         return self.net(ids, hidden)
