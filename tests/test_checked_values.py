@@ -107,6 +107,8 @@ CONFIG_CASES = [
     (["datamodule=adding", "task.baseline_prediction=abc"], "task.baseline_prediction='abc'"),
     (["datamodule=text", "datamodule.path=CORPUS", "datamodule.seq_len=long"], "datamodule.seq_len='long'"),
     (["datamodule=text", "datamodule.path=CORPUS", "model.bidirectional=true"], "model.bidirectional=true"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.init=normal"], "task.init='normal'"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.tie_weights=true"], "use task.init=uniform"),
 ]
 
 
