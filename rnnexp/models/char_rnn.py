@@ -110,8 +110,7 @@ class CharRNN(nn.Module):
             "vocab": self.vocab.to_dict(),
             "embedding_dim": self.embedding_dim,
             "tie_weights": self.tie_weights,
-            "init": self.init,
-        }
+        }  # not `init`: how a new network starts; a described one gets its weights from the checkpoint
 
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> CharRNN:
@@ -120,6 +119,5 @@ class CharRNN(nn.Module):
             Vocabulary.from_dict(description["vocab"]),
             embedding_dim=description["embedding_dim"],
             tie_weights=description["tie_weights"],
-            # Checkpoints written before task.init existed started uniform (their weights are loaded anyway).
-            init=description.get("init", "uniform"),
+            init="uniform",  # any start will do (the weights are loaded next); uniform is valid when tied
         )

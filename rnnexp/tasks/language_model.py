@@ -52,8 +52,10 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         sample_seed: int = 0,
     ):
         super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
-        if (net.embedding_dim, net.tie_weights, net.init) != (embedding_dim, tie_weights, init):
-            raise ValueError("CharLanguageModel: embedding_dim/tie_weights/init differ from the network's")
+        # Not `init`: it is how a new network starts; a checkpoint from before task.init existed has no such
+        # hparam (the default then differs from the uniform start its network records) and loads its weights.
+        if (net.embedding_dim, net.tie_weights) != (embedding_dim, tie_weights):
+            raise ValueError("CharLanguageModel: embedding_dim/tie_weights differ from the network's")
         if sample_prompt is not None:
             check_prompt(net.vocab, sample_prompt, key="task.sample_prompt")
         check_sampling_options(sample_temperature, sample_top_k, sample_length, prefix="task.sample_")
