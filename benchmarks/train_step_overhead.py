@@ -1,5 +1,6 @@
 """What the framework costs per training step: rnnexp's Lightning path against a plain PyTorch loop, for every
-task (classifier, regressor with and without carried state, language model, forecaster, translator, captioner).
+task (classifier, regressor with and without carried state, language model, forecaster, translator, captioner,
+adding-problem regressor, copy memory, text classifier, tagger).
 
 Three paths train the same network on the same batches, in one process:
 

@@ -107,6 +107,8 @@ CONFIG_CASES = [
     (["datamodule=adding", "task.baseline_prediction=abc"], "task.baseline_prediction='abc'"),
     (["datamodule=text", "datamodule.path=CORPUS", "datamodule.seq_len=long"], "datamodule.seq_len='long'"),
     (["datamodule=text", "datamodule.path=CORPUS", "model.bidirectional=true"], "model.bidirectional=true"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.init=normal"], "task.init='normal'"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.tie_weights=true"], "use task.init=uniform"),
 ]
 # Values that would have no effect (rnnexp.config.inert_values): refused with why, never recorded as if they
 # acted. Part of the table; also run in full by default (test_values_without_effect_are_refused).

@@ -266,7 +266,8 @@ class Tagging(TensorDataModule):
     def lower(self, tokens: list[str]) -> list[str]:
         return [t.lower() for t in tokens] if self.hparams.lowercase else tokens
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Trimmed to the batch's longest sentence, on the host before the transfer (no wait for a GPU)."""
         ids, tags, lengths = batch
         width = int(lengths.max())
         return ids[:, :width], tags[:, :width], lengths
