@@ -2,10 +2,12 @@
 
 import json
 import logging
+import os
 import subprocess
+import sys
 from pathlib import Path
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 
 
 def train_cli(*overrides: str, run_dir: Path) -> subprocess.CompletedProcess:
@@ -74,3 +76,20 @@ def test_missing_mnist_files_offline_say_what_to_do(tmp_path):
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert f"{tmp_path}/data/MNIST/raw" in output and "Traceback" not in output
+
+
+def test_a_sweep_without_a_sweep_dir_runs_from_any_folder(tmp_path):
+    """`python train.py -m ...` as the README shows it, with no hydra.sweep.dir: the sweep folder's default
+    reads `${hydra:runtime.cwd}` (paths.root_dir), which Hydra's sweeper resolves before any job sets Hydra's
+    config; it must land under the working directory's logs/ and end with its summary."""
+    env = {key: value for key, value in os.environ.items() if key != "PROJECT_ROOT"}
+    env |= {"WANDB_MODE": "offline", "PYTHONUNBUFFERED": "1"}
+    overrides = ["model=rnn", "seed=1,2", "trainer.max_epochs=1", "datamodule.num_sequences=64",
+                 "model.hidden_size=8", "print_config=false"]  # fmt: skip
+    proc = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", *overrides], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = sorted((tmp_path / "logs" / "train" / "multiruns").glob("*/*/results.json"))
+    assert len(results) == 2, proc.stdout[-2000:]
+    assert "HydraConfig was not set" not in proc.stderr
+    assert "review" in proc.stdout  # the summary's review hint

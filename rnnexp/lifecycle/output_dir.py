@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -39,5 +40,9 @@ class CheckOutputDir(Callback):
             make_writable_dir(config.hydra.run.dir, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra sets its config (what `${hydra:runtime.cwd}` reads, e.g. in paths.root_dir) only when a job
+        # starts; the sweeper reads hydra.sweep.dir before that, so a multirun without an explicit
+        # hydra.sweep.dir would die on "HydraConfig was not set". Set it from the sweep's config now.
+        HydraConfig.instance().set_config(config)
         with explained_exit():
             make_writable_dir(config.hydra.sweep.dir, "hydra.sweep.dir")
