@@ -26,14 +26,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# A short sine run: 4 epochs of 4 batches of 32 sequences of 24 steps, hidden size 16, test pass included.
+# A short sine run: --epochs (default 4) epochs of 4 batches of 32 sequences of 24 steps, hidden size 16,
+# test pass included.
 SHORT_SINE = [
     "datamodule=sine",
     "datamodule.num_sequences=200",
     "datamodule.seq_len=24",
     "datamodule.batch_size=32",
     "model.hidden_size=16",
-    "trainer.max_epochs=4",
     "+trainer.limit_train_batches=4",
     "task.log_figures=false",
     "trainer.enable_model_summary=false",
@@ -95,11 +95,11 @@ def cpu_of_children() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_sweep(mode: str, seeds: int, out: Path) -> dict:
+def run_sweep(mode: str, seeds: int, out: Path, epochs: int = 4) -> dict:
     sweep_dir = out / mode
     seed_list = ",".join(str(s) for s in range(1, seeds + 1))
     command = [sys.executable, "train.py", "-m", "model=rnn,lstm,gru", f"seed={seed_list}", *SHORT_SINE,
-               *MODES[mode], f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
+               f"trainer.max_epochs={epochs}", *MODES[mode], f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
     before, cpu_before = load(), cpu_of_children()
     started = time.time()
@@ -112,6 +112,7 @@ def run_sweep(mode: str, seeds: int, out: Path) -> dict:
     record = {
         "mode": mode,
         "jobs": 3 * seeds,
+        "epochs": epochs,
         "wall_s": round(ended - started, 1),
         "cpu_s": round(cpu_of_children() - cpu_before, 1),  # the sweep's process, forkserver and jobs
         "tail_s": round(ended - last_job_end(sweep_dir), 1),  # after the last job: summary, comparison, exit
@@ -131,9 +132,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--out", type=Path, default=Path("/tmp/grid_bench"))
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs of 4 batches per job (4: ~0.6 s of training; 40: ~6 s)"
+    )
     args = parser.parse_args()
     become_subreaper()
-    records = [run_sweep(mode, args.seeds, args.out) for mode in args.modes]
+    records = [run_sweep(mode, args.seeds, args.out, args.epochs) for mode in args.modes]
     walls = {r["mode"]: r["wall_s"] for r in records}
     if "basic" in walls:
         for mode, wall in walls.items():
