@@ -213,7 +213,7 @@ def test_a_checkpoint_of_another_kind_is_refused_by_predict():
 
 
 def test_a_package_path_names_data_an_installed_package_ships():
-    from rnnexp.data.text_files import resolve_data_path
+    from rnnexp.data.data_paths import resolve_data_path
     from rnnexp.errors import DataError
 
     folder = resolve_data_path("package:conllu/conllu")  # conllu is a dependency: always installed

@@ -13,10 +13,8 @@ from __future__ import annotations
 import torch
 
 from rnnexp.config.values import require_int
-from rnnexp.data.batching import TensorBatchDataset
-from rnnexp.data.tensor_datamodule import TensorDataModule
+from rnnexp.data.tensor_datamodule import TensorDataModule, require_split_sizes
 
-SPLITS = ("train", "val", "test")
 BASELINE_PREDICTION = 1.0  # E[x1 + x2] for x ~ U[0, 1]
 BASELINE_MSE = 1.0 / 6.0  # Var(x1 + x2) = 2 * 1/12: the MSE of always predicting BASELINE_PREDICTION
 
@@ -68,8 +66,7 @@ class AddingProblem(TensorDataModule):
     ):
         super().__init__(batch_size)
         require_int("datamodule.seq_len", seq_len, 2, 200)
-        for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-            require_int(f"datamodule.{key}", value, 1, 1000)
+        require_split_sizes(train_size, val_size, test_size)
         require_int("datamodule.batch_size", batch_size, 1, 50)
         require_int("datamodule.seed", seed, 0, 0)
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
@@ -79,9 +76,7 @@ class AddingProblem(TensorDataModule):
             return
         hp = self.hparams
         sizes = (hp.train_size, hp.val_size, hp.test_size)
-        # One generator stream per split: changing train_size leaves the val and test sets as they were.
-        for index, (name, size) in enumerate(zip(SPLITS, sizes, strict=True)):
-            self.datasets[name] = TensorBatchDataset(*make_adding(size, hp.seq_len, hp.seed * 3 + index))
+        self.generate_splits(sizes, hp.seed, lambda size, seed: make_adding(size, hp.seq_len, seed))
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor, ...], dataloader_idx: int):
         values, marked, targets = batch

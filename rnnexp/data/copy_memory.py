@@ -17,10 +17,8 @@ import torch
 from torch.nn import functional as F
 
 from rnnexp.config.values import require_int
-from rnnexp.data.batching import TensorBatchDataset
-from rnnexp.data.tensor_datamodule import TensorDataModule
+from rnnexp.data.tensor_datamodule import TensorDataModule, require_split_sizes
 
-SPLITS = ("train", "val", "test")
 BLANK = 0
 
 
@@ -77,8 +75,7 @@ class CopyMemory(TensorDataModule):
         require_int("datamodule.delay", delay, 1, 100)
         require_int("datamodule.length", length, 1, 10)
         require_int("datamodule.symbols", symbols, 1, 8)
-        for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
-            require_int(f"datamodule.{key}", value, 1, 1000)
+        require_split_sizes(train_size, val_size, test_size)
         require_int("datamodule.batch_size", batch_size, 1, 128)
         require_int("datamodule.seed", seed, 0, 0)
         self.save_hyperparameters(logger=False)  # train() logs the resolved config itself
@@ -96,10 +93,9 @@ class CopyMemory(TensorDataModule):
             return
         hp = self.hparams
         sizes = (hp.train_size, hp.val_size, hp.test_size)
-        # One generator stream per split: changing train_size leaves the val and test sets as they were.
-        for index, (name, size) in enumerate(zip(SPLITS, sizes, strict=True)):
-            data = make_copy_symbols(size, hp.length, hp.symbols, hp.seed * 3 + index)
-            self.datasets[name] = TensorBatchDataset(data)
+        self.generate_splits(
+            sizes, hp.seed, lambda size, seed: (make_copy_symbols(size, hp.length, hp.symbols, seed),)
+        )
 
     def on_after_batch_transfer(self, batch: tuple[torch.Tensor], dataloader_idx: int):
         (data,) = batch

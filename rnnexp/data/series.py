@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from rnnexp.config.values import require_bool, require_choice, require_int, require_number
+from rnnexp.data.data_paths import resolve_data_path
 from rnnexp.data.series_table import DUPLICATES, MISSING, UNSORTED, load_series_table
 from rnnexp.data.series_windows import WindowDataset, window_starts
-from rnnexp.data.tables import resolve_data_path
 from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError, DataError
 
@@ -209,7 +209,9 @@ class TimeSeries(TensorDataModule):
                     )
                     + "); lower datamodule.seq_len, or give it more of the series (lower the val/test fractions)."
                 )
-            tensor = torch.from_numpy(values)
+            tensor = torch.from_numpy(
+                np.array(values)
+            )  # a writable copy: pandas may hand out read-only views
             for name, piece in zip(SPLITS, (tensor[:a], tensor[a:b], tensor[b:]), strict=True):
                 parts[name].append(piece)
         return parts

@@ -21,8 +21,8 @@ import torch
 
 from rnnexp.config.values import require_choice, require_int, require_number
 from rnnexp.data.batching import TensorBatchDataset
+from rnnexp.data.data_paths import resolve_data_path
 from rnnexp.data.series_files import LabelledSeries, read_labelled_series
-from rnnexp.data.tables import resolve_data_path
 from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.errors import ConfigError, DataError
 

@@ -2,39 +2,19 @@
 config names are there, and the value columns hold numbers. Every refusal is one ``DataError`` paragraph that
 names the file and the column (and, for a missing column, the columns the file has).
 
-Paths may name data that an installed package ships, without a download: ``aeon:GunPoint/GunPoint_TRAIN.ts``
-is ``<aeon>/datasets/data/GunPoint/GunPoint_TRAIN.ts``, ``statsmodels:co2/co2.csv`` is
-``<statsmodels>/datasets/co2/co2.csv``.
+Paths name a plain file or data that an installed package ships (``rnnexp.data.data_paths``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from rnnexp.errors import ConfigError, DataError
+from rnnexp.errors import DataError
 
-PACKAGED = {"aeon": ("aeon", "datasets/data"), "statsmodels": ("statsmodels", "datasets")}
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-
-
-def resolve_data_path(value: str | Path | None, key: str) -> Path:
-    """The file ``value`` names (a plain path, or ``<package>:<path inside its data folder>``)."""
-    if value is None or str(value).strip() == "":
-        raise ConfigError(f"{key} is not set; name a data file (e.g. {key}=data/load.csv).")
-    text = str(value)
-    prefix, sep, rest = text.partition(":")
-    if sep and prefix in PACKAGED:
-        module, folder = PACKAGED[prefix]
-        spec = importlib.util.find_spec(module)
-        if spec is None or spec.origin is None:
-            raise DataError(f"{key}={text!r} names data shipped by {module}, which is not installed; "
-                            f"pip install {module}, or give a plain file path.")  # fmt: skip
-        return Path(spec.origin).parent / folder / rest
-    return Path(text).expanduser()
 
 
 def read_table(path: Path, key: str) -> pd.DataFrame:

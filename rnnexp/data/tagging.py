@@ -18,10 +18,10 @@ import conllu
 import torch
 
 from rnnexp.data.batching import TensorBatchDataset
+from rnnexp.data.data_paths import resolve_data_path
 from rnnexp.data.splits import split_sizes
 from rnnexp.data.tensor_datamodule import TensorDataModule
 from rnnexp.data.text_classes import check_count
-from rnnexp.data.text_files import resolve_data_path
 from rnnexp.data.tokens import Tokenizer, TokenVocabulary, pad_targets
 from rnnexp.errors import ConfigError, DataError
 

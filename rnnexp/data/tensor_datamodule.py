@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
+from rnnexp.config.values import require_int
 from rnnexp.data.batching import TensorBatchDataset, tensor_batches
+
+SPLITS = ("train", "val", "test")
+
+
+def require_split_sizes(train_size: object, val_size: object, test_size: object) -> None:
+    """Each split's size is an integer >= 1 (one paragraph naming ``datamodule.<split>_size`` otherwise)."""
+    for key, value in (("train_size", train_size), ("val_size", val_size), ("test_size", test_size)):
+        require_int(f"datamodule.{key}", value, 1, 1000)
 
 
 class TensorDataModule(pl.LightningDataModule):
@@ -23,6 +35,14 @@ class TensorDataModule(pl.LightningDataModule):
         super().__init__()
         self.batch_size = batch_size
         self.datasets: dict[str, TensorBatchDataset] = {}
+
+    def generate_splits(
+        self, sizes: tuple[int, int, int], seed: int, make: Callable[[int, int], tuple[torch.Tensor, ...]]
+    ) -> None:
+        """Fill ``self.datasets`` with ``make(size, split_seed)`` for train, val and test, each split from its
+        own generator stream (``seed * 3 + index``): changing ``train_size`` leaves val and test as they were."""
+        for index, (name, size) in enumerate(zip(SPLITS, sizes, strict=True)):
+            self.datasets[name] = TensorBatchDataset(*make(size, seed * 3 + index))
 
     def loader(self, split: str, shuffle: bool) -> DataLoader:
         return tensor_batches(self.datasets[split], self.batch_size, shuffle=shuffle, trainer=self.trainer)
