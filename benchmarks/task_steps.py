@@ -28,6 +28,10 @@ TASKS = (
     "forecaster",
     "translator",
     "captioner",
+    "value_regressor",
+    "copy_memory",
+    "text_classifier",
+    "tagger",
 )
 Batch = tuple[torch.Tensor, ...]
 # (network, batch after the datamodule's transfer hooks, state kept between steps) -> the loss
@@ -63,10 +67,33 @@ def write_words(path: Path, characters: int, seed: int = 0) -> Path:
     return path
 
 
-# The datamodules' default batch sizes when the recorded numbers were measured (conf/datamodule/*.yaml; issue 23
-# has since changed mnist_rows to 64, sine to 32 and char_pairs to 64); the benchmark states them explicitly.
+def write_labelled_texts(path: Path, texts: int, seed: int = 0) -> Path:
+    """A CSV of ``text,label`` rows: 20-200 words (of 300) per text, 4 labels; timing ignores the content."""
+    rng = np.random.default_rng(seed)
+    lines = ["text,label"]
+    for _ in range(texts):
+        words = rng.integers(0, 300, int(rng.integers(20, 201)))
+        lines.append(" ".join(f"w{w}" for w in words) + f",topic{int(rng.integers(4))}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_tagged_sentences(path: Path, sentences: int, seed: int = 0) -> Path:
+    """Two-column ``word tag`` sentences of 5-30 tokens, words of 300 and 12 tags; timing ignores the content."""
+    rng = np.random.default_rng(seed)
+    blocks = []
+    for _ in range(sentences):
+        words = rng.integers(0, 300, int(rng.integers(5, 31)))
+        blocks.append("\n".join(f"w{w} T{w % 12}" for w in words))
+    path.write_text("\n\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+# The datamodules' default batch sizes when the recorded numbers were measured (conf/datamodule/*.yaml); the
+# benchmark states them explicitly. Issue 23 has since changed several (BENCHMARKS.md, "Defaults").
 BATCH_SIZES = {"classifier": 128, "regressor": 64, "regressor_carried": 64, "language_model": 64,
-               "forecaster": 64, "translator": 128, "captioner": 128}  # fmt: skip
+               "forecaster": 64, "translator": 128, "captioner": 128, "value_regressor": 50,
+               "copy_memory": 128, "text_classifier": 32, "tagger": 32}  # fmt: skip
 
 
 def task_overrides(
@@ -98,6 +125,18 @@ def task_overrides(
             f"datamodule.num_pairs={int(batches * size / 0.8) + 2 * size}",
             *common,
         ]
+    generated = [f"datamodule.train_size={size * (batches + 1)}", f"datamodule.val_size={size}",
+                 f"datamodule.test_size={size}"]  # fmt: skip
+    if task == "value_regressor":
+        return ["datamodule=adding", *generated, *common]
+    if task == "copy_memory":
+        return ["datamodule=copy_memory", *generated, *common]
+    if task == "text_classifier":  # train 80% of the texts (the default fractions)
+        path = write_labelled_texts(work_dir / "texts.csv", int(size * batches / 0.8) + 2 * size)
+        return ["datamodule=text_classes", f"datamodule.path={path}", *common]
+    if task == "tagger":
+        path = write_tagged_sentences(work_dir / "tags.txt", int(size * batches / 0.8) + 2 * size)
+        return ["datamodule=tagging", f"datamodule.path={path}", *common]
     root = write_images(work_dir / "fashion", "FashionMNIST", n_train=size * (batches + 2), n_test=size)
     return ["datamodule=image_captions", f"datamodule.data_dir={root}", "datamodule.download=false",
             f"datamodule.val_size={size}", *common]  # fmt: skip
@@ -148,6 +187,22 @@ def caption(net, batch, state):
     )
 
 
+def copy_sequence(net, batch, state):
+    inputs, targets = batch  # one-hot (batch, time, symbols + 2), ids (batch, time)
+    return F.cross_entropy(net(inputs).flatten(0, 1), targets.flatten())
+
+
+def classify_text(net, batch, state):
+    ids, labels, lengths = batch  # (batch, longest) right-padded, (batch,), (batch,)
+    return F.cross_entropy(net(ids, lengths=lengths), labels)
+
+
+def tag(net, batch, state):
+    ids, tags, lengths = batch  # (batch, longest) each, tags -100 at padding; (batch,)
+    logits = net(ids, lengths=lengths)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tags.reshape(-1), ignore_index=-100)
+
+
 def plain_step_for(cfg: DictConfig) -> PlainStep:
     """The hand-written step of the task ``cfg`` composes (by its class; sine streams by ``carry_hidden``)."""
     name = cfg.task._target_.rsplit(".", 1)[-1]
@@ -158,9 +213,17 @@ def plain_step_for(cfg: DictConfig) -> PlainStep:
         "Forecaster": forecast,
         "CharTranslator": translate,
         "ImageCaptioner": caption,
+        "ValueRegressor": regress,
+        "CopyMemoryClassifier": copy_sequence,
+        "TextClassifier": classify_text,
+        "TokenTagger": tag,
     }
     if name not in steps:
         raise SystemExit(f"no plain training step for task class {name}: add one to benchmarks/task_steps.py")
     if name in ("CharTranslator", "ImageCaptioner", "Forecaster") and cfg.task.teacher_forcing != 1.0:
         raise SystemExit("the plain step teacher-forces every step; the config must too (teacher_forcing=1)")
+    if name == "TextClassifier" and cfg.task.class_weights != "none":
+        raise SystemExit(
+            "the plain step's loss is unweighted; the config must be too (task.class_weights=none)"
+        )
     return steps[name]

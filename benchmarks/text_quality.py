@@ -11,11 +11,11 @@ Arms (``--arms``; each runs in its own process with ``--out``, and ``--report`` 
   streams (``rnnexp.data.streams.batchify``, the classic layout), the detached state carried from window to
   window.
 - ``rnnexp``: ``python train.py datamodule=text`` with those settings as overrides (``optimizer=adam``,
-  ``~scheduler``, ``trainer.gradient_clip_val=5``, ...) and everything else at its defaults: embedding 64,
-  uniform(-0.1, 0.1) embedding and decoder, validation every 40 steps on at most 32 batches.
-- ``rnnexp_wide``: the same run with the plain loop's embedding size (``task.embedding_dim=256``) only.
-- ``rnnexp_matched``: the same run with the plain loop's embedding size (``task.embedding_dim=256``) and
-  PyTorch's default initialisation of the embedding and decoder (re-initialised before the first step).
+  ``~scheduler``, ``trainer.gradient_clip_val=5``, ...) and everything else at its defaults: the embedding as
+  wide as the LSTM (``task.embedding_dim: ${model.hidden_size}``) and PyTorch's default initialisation
+  (``task.init: torch``), validation every 40 steps on at most 32 batches.
+- ``rnnexp_before``: the same run with the text defaults before issue 24 (``task.embedding_dim=64
+  task.init=uniform``: U(-0.1, 0.1) embedding and decoder), which were the gap.
 
 The corpus: any UTF-8 text of a few MB (``--corpus``). BENCHMARKS.md used the King James Bible from Debian's
 ``bible-kjv-text`` package (4.4 MB, public domain), extracted offline with::
@@ -54,7 +54,8 @@ from rnnexp.data.streams import batchify  # noqa: E402
 from rnnexp.models.recurrent import repackage_hidden  # noqa: E402
 from rnnexp.training import compose_config, train  # noqa: E402
 
-ARMS = ("plain", "rnnexp", "rnnexp_wide", "rnnexp_matched")
+ARMS = ("plain", "rnnexp", "rnnexp_before")
+BEFORE = ("task.embedding_dim=64", "task.init=uniform")  # the text defaults before issue 24
 
 
 @dataclass(frozen=True)
@@ -156,20 +157,13 @@ def run_plain(datamodule: CharCorpus, settings: Settings) -> ArmResult:
 
 
 class TrainingClock(pl.Callback):
-    """Training time without the validation passes; optionally re-initialises the embedding and decoder to
-    PyTorch's defaults (seeded) before the first step."""
+    """Training time without the validation passes."""
 
-    def __init__(self, default_init: bool, seed: int):
-        self.default_init, self.seed = default_init, seed
+    def __init__(self):
         self.wall = self.cpu = 0.0
         self.val_wall = self.val_cpu = 0.0
 
     def on_train_start(self, trainer, pl_module) -> None:
-        if self.default_init:
-            with torch.random.fork_rng():
-                torch.manual_seed(self.seed)
-                pl_module.net.embedding.reset_parameters()
-                pl_module.net.decoder.reset_parameters()
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def on_validation_start(self, trainer, pl_module) -> None:
@@ -185,7 +179,7 @@ class TrainingClock(pl.Callback):
         self.cpu = time.process_time() - self.cpu - self.val_cpu
 
 
-def rnnexp_overrides(corpus: Path, settings: Settings, wide: bool, extra: tuple[str, ...] = ()) -> list[str]:
+def rnnexp_overrides(corpus: Path, settings: Settings, extra: tuple[str, ...] = ()) -> list[str]:
     """The plain loop's settings as ``train.py`` overrides; everything else at rnnexp's defaults."""
     overrides = [
         "datamodule=text", f"datamodule.path={corpus}", "model=lstm", f"model.hidden_size={settings.hidden_size}",
@@ -195,27 +189,24 @@ def rnnexp_overrides(corpus: Path, settings: Settings, wide: bool, extra: tuple[
         "trainer.accelerator=cpu", f"seed={settings.seed}", "test=false", "task.sample_length=0",
         "callbacks=none", "logger=csv", "num_threads=1",
     ]  # fmt: skip
-    if wide:
-        overrides.append(f"task.embedding_dim={settings.hidden_size}")
     return [*overrides, *extra]
 
 
 def run_rnnexp(
     corpus: Path, datamodule: CharCorpus, settings: Settings, arm: str, extra: tuple[str, ...] = ()
 ) -> ArmResult:
-    """One rnnexp arm (``rnnexp``, ``rnnexp_wide`` or ``rnnexp_matched``)."""
-    matched = arm == "rnnexp_matched"
+    """One rnnexp arm (``rnnexp`` or ``rnnexp_before``)."""
     import rnnexp.training as training
 
-    clock = TrainingClock(default_init=matched, seed=settings.seed)
+    clock = TrainingClock()
+    extra = (*(BEFORE if arm == "rnnexp_before" else ()), *extra)
     build = training.build_experiment
 
     def build_with_clock(cfg, callbacks=None):  # the configured callbacks (none) and the clock
         return build(cfg, callbacks=[*training.instantiate_group(cfg.get("callbacks")), clock])
 
     with tempfile.TemporaryDirectory(prefix="rnnexp-text-quality-") as tmp:
-        wide = arm in ("rnnexp_wide", "rnnexp_matched")
-        cfg = compose_config(rnnexp_overrides(corpus, settings, wide, extra), Path(tmp) / "run")
+        cfg = compose_config(rnnexp_overrides(corpus, settings, extra), Path(tmp) / "run")
         training.build_experiment = build_with_clock
         try:
             results, objects = train(cfg)

@@ -17,7 +17,19 @@ from pathlib import Path
 from rnnexp.errors import DataError
 from rnnexp.sweeps.comparison import compare_groups, print_comparison, write_comparison
 from rnnexp.sweeps.records import load_sweep
-from rnnexp.sweeps.report import print_runs_table, terminal, write_report
+from rnnexp.sweeps.report import check_report_path, print_runs_table, terminal, write_report
+
+
+def check_replicate_keys(keys: list[str], overrides: list[str]) -> None:
+    """Each ``--replicate-keys`` key must be an override of some job: a key no job sets cannot tell
+    replicates apart, and would be accepted as if it had."""
+    unknown = [key for key in keys if key not in overrides]
+    if unknown:
+        raise DataError(
+            f"--replicate-keys {' '.join(unknown)}: no job of the sweep overrides "
+            f"{'it' if len(unknown) == 1 else 'them'}, so it cannot tell replicates apart; the jobs' overrides "
+            f"are {', '.join(overrides) or 'none'}. Name one of those (e.g. --replicate-keys seed)."
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,8 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     try:
+        if args.out is not None:
+            check_report_path(args.out)
         runs = load_sweep(*args.sweep_dirs)
         if args.replicate_keys:
+            check_replicate_keys(args.replicate_keys, runs.attrs["overrides"])
             runs.attrs["replicate_keys"] = args.replicate_keys
         console = terminal()
         print_runs_table(runs, console)

@@ -28,6 +28,7 @@ from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, s
 from rnnexp.lifecycle.output_dir import make_writable_dir
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
+from rnnexp.lifecycle.validation_size import CheckValidationBatches
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.sweeps.dashboards import log_hparams_with_metrics
 from rnnexp.sweeps.pruning import pruned_at
@@ -115,7 +116,7 @@ def build_experiment(cfg: DictConfig, callbacks: list[pl.Callback] | None = None
     precision = supported_precision(str(cfg.trainer.precision), str(cfg.trainer.accelerator), bf16_supported)
     trainer: pl.Trainer = instantiate(
         cfg.trainer,
-        callbacks=[*callbacks, ReportProgress(), ValidateAtRunEnd()],
+        callbacks=[*callbacks, ReportProgress(), ValidateAtRunEnd(), CheckValidationBatches()],
         logger=loggers or False,
         strategy=strategy,
         precision=precision,

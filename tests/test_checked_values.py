@@ -107,7 +107,39 @@ CONFIG_CASES = [
     (["datamodule=adding", "task.baseline_prediction=abc"], "task.baseline_prediction='abc'"),
     (["datamodule=text", "datamodule.path=CORPUS", "datamodule.seq_len=long"], "datamodule.seq_len='long'"),
     (["datamodule=text", "datamodule.path=CORPUS", "model.bidirectional=true"], "model.bidirectional=true"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.init=normal"], "task.init='normal'"),
+    (["datamodule=text", "datamodule.path=CORPUS", "task.tie_weights=true"], "use task.init=uniform"),
 ]
+# Values that would have no effect (rnnexp.config.inert_values): refused with why, never recorded as if they
+# acted. Part of the table; also run in full by default (test_values_without_effect_are_refused).
+INERT_CASES = [
+    (["model=lstm", "model.num_layers=1", "model.dropout=0.5"], "model.dropout=0.5 has no effect here"),
+    (["model=gru", "model.nonlinearity=relu"], "model.nonlinearity='relu' has no effect here"),
+    (["model.pooling=mean"], "model.pooling='mean' has no effect here"),  # sine: an output per step
+    (
+        ["trainer.gradient_clip_val=null", "trainer.gradient_clip_algorithm=value"],
+        "trainer.gradient_clip_algorithm='value' has no effect here",
+    ),
+    (
+        ["optimizer=sgd", "optimizer.momentum=0", "+optimizer.nesterov=true"],
+        "optimizer.nesterov=True has no effect here",
+    ),
+    (
+        ["optimizer=sgd", "optimizer.momentum=0", "+optimizer.dampening=0.5"],
+        "optimizer.dampening=0.5 has no effect here",
+    ),
+    (["scheduler=constant", "scheduler.step_size=5"], "scheduler.step_size=5 has no effect here"),
+    (["trainer.accelerator=cpu", "trainer.precision=16-mixed"], "trainer.precision='16-mixed' has no effect"),
+    (
+        ["datamodule=text", "datamodule.path=CORPUS", "task.sample_length=0", "task.sample_top_k=5"],
+        "task.sample_top_k=5 has no effect here",
+    ),
+]
+# Known only once the datamodule knows its size: refused right after its setup, before the first step.
+SIZE_CASES = [
+    (["trainer.limit_val_batches=0.01"], "trainer.limit_val_batches=0.01 selects no batch of the validation"),
+]
+CONFIG_CASES += INERT_CASES + SIZE_CASES
 
 
 def data_file_cases(tmp_path: Path) -> list[tuple[list[str], str]]:
@@ -167,11 +199,14 @@ def first_of_each_group(table: list[tuple[list[str], str]]) -> list[tuple[list[s
     return chosen
 
 
-@pytest.mark.parametrize("subset", ["one per group", pytest.param("all", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("subset", ["one per group", "issue 17", pytest.param("all", marks=pytest.mark.slow)])
 def test_every_bad_value_exits_with_one_paragraph_naming_it_and_no_traceback(tmp_path, subset):
     corpus = write_corpus(tmp_path / "x.txt")
-    configs = CONFIG_CASES if subset == "all" else first_of_each_group(CONFIG_CASES)
-    table = [*configs, *data_file_cases(tmp_path)]  # every file format, in both
+    if subset == "issue 17":  # values without effect (the dropout example) and a split too small, in full
+        table = [*INERT_CASES, *SIZE_CASES]
+    else:
+        configs = CONFIG_CASES if subset == "all" else first_of_each_group(CONFIG_CASES)
+        table = [*configs, *data_file_cases(tmp_path)]  # every file format, in both
     cases = [
         [
             *(arg.replace("CORPUS", str(corpus)).replace("NOT_A_DIR", str(corpus)) for arg in args),
@@ -253,6 +288,30 @@ def test_every_entry_point_ends_a_bad_input_with_one_paragraph(tmp_path):
         if code != 1 or "Traceback" in output or names not in last_line(output):
             problems.append(f"{args}: exit {code}, last line: {last_line(output)!r}")
     assert not problems, "\n".join(problems)
+
+
+def test_review_ends_a_bad_input_with_one_paragraph(tmp_path):
+    """``python -m rnnexp.review``: a missing folder, a folder with no runs, a report name it cannot write,
+    replicate keys no job sets, an option it does not have (it takes no metric name: the objective is each
+    job's results.json)."""
+    sweep = tmp_path / "sweep"
+    for number, lr in enumerate((0.01, 0.1)):  # two jobs, as a grid leaves them
+        (sweep / str(number) / ".hydra").mkdir(parents=True)
+        (sweep / str(number) / ".hydra" / "overrides.yaml").write_text(f"- optimizer.lr={lr}\n")
+        results = {"status": "completed", "objective": lr, "optimized_metric": "val/mse_best"}
+        (sweep / str(number) / "results.json").write_text(json.dumps(results))
+    (tmp_path / "empty").mkdir()
+    review = [
+        ([str(tmp_path / "missing")], f"Sweep directory {tmp_path / 'missing'} does not exist"),
+        ([str(tmp_path / "empty")], "holds no Hydra job folders"),
+        ([str(sweep), "--out", str(tmp_path / "report.pdf")], "the report is written as .html or .png"),
+        ([str(sweep), "--replicate-keys", "sed"], "--replicate-keys sed: no job of the sweep overrides it"),
+        ([str(sweep), "--metric", "val/acc"], "unrecognized arguments: --metric val/acc"),
+    ]
+    table = [({"module": "rnnexp.review", "args": args}, names) for args, names in review]
+    problems = refusal_problems(table, [args for args, _ in table], tmp_path)
+    assert not problems, "\n".join(problems)
+    assert not list(sweep.glob("report.*"))  # refused before anything was written
 
 
 def test_a_text_file_that_starts_with_a_byte_order_mark_reads_without_it(tmp_path):

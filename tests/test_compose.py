@@ -44,6 +44,7 @@ def test_defaults_are_an_lstm_on_sine_with_clipping_and_adamw(make_cfg):
     # sine's measured best is a constant rate (issue 23, BENCHMARKS.md "Defaults"); other datamodules decay it
     assert cfg.scheduler._target_.endswith("StepLR") and cfg.scheduler.gamma == 1.0
     assert make_cfg("datamodule=mnist_rows").scheduler._target_.endswith("CosineAnnealingLR")
+    # sine_forecast's measured best is cosine decay (BENCHMARKS.md "sine_forecast")
     assert make_cfg("datamodule=sine_forecast").scheduler._target_.endswith("CosineAnnealingLR")
     assert make_cfg("scheduler=cosine").scheduler._target_.endswith(
         "CosineAnnealingLR"

@@ -47,3 +47,19 @@ def test_generated_dates_are_distinct_iso_pairs_char_pairs_reads(tmp_path):
     path.write_text("".join(f"{a}\t{b}\n" for a, b in pairs), encoding="utf-8")
     assert read_pairs(path, max_bad_fraction=0.0) == pairs
     assert date_pairs(300, seed=0) == pairs  # the seed fixes the file
+
+
+def test_searched_datamodule_defaults_compose_and_the_user_or_a_recipe_still_chooses(make_cfg):
+    """Issue 23's searched defaults (BENCHMARKS.md "Defaults") reach the composed config, and neither hides
+    a choice: a command-line value or a recipe, composed later, wins over them."""
+    series, forecast = make_cfg("datamodule=series"), make_cfg("datamodule=series_forecast")
+    assert series.scheduler._target_.endswith("StepLR") and series.scheduler.gamma == 1.0
+    assert forecast.scheduler._target_.endswith("CosineAnnealingLR") and forecast.datamodule.relative is True
+    assert make_cfg("datamodule=series_forecast", "datamodule.relative=false").datamodule.relative is False
+    assert make_cfg("datamodule=series", "scheduler=cosine").scheduler._target_.endswith("CosineAnnealingLR")
+    adding = make_cfg("datamodule=adding")
+    assert adding.optimizer._target_ == "torch.optim.AdamW" and adding.optimizer.lr == 1e-2
+    assert make_cfg("datamodule=adding", "optimizer.lr=1e-3").optimizer.lr == 1e-3
+    recipe = make_cfg("experiment=adding_problem")
+    assert recipe.optimizer._target_ == "torch.optim.Adam" and recipe.optimizer.lr == 1e-3
+    assert make_cfg("datamodule=sine").optimizer.lr == 3e-3  # the global rate elsewhere

@@ -95,11 +95,49 @@ def test_repackage_hidden_keeps_values_and_drops_the_graph():
 
 
 def test_tied_weights_share_one_matrix():
-    net = CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, embedding_dim=6, tie_weights=True)
+    net = CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, 6, tie_weights=True, init="uniform")
     assert net.decoder.weight is net.embedding.weight
     assert sum(p.numel() for p in net.parameters()) < sum(
         p.numel() for p in CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, 6).parameters()
     )
+
+
+def test_init_torch_is_pytorchs_own_default_and_uniform_the_small_start():
+    """``task.init=torch`` leaves the embedding and decoder as PyTorch builds them (the same draws as a bare
+    ``nn.Embedding`` + ``nn.Linear`` after the recurrent layer); ``uniform`` is U(-0.1, 0.1), zero bias."""
+    spec = RecurrentSpec(cell="lstm", hidden_size=6)
+    torch.manual_seed(0)
+    net = CharRNN(spec, VOCAB, embedding_dim=5, init="torch")
+    torch.manual_seed(0)
+    embedding = torch.nn.Embedding(len(VOCAB), 5)
+    torch.nn.LSTM(5, 6, batch_first=True)  # the recurrent layer's draws come between the two
+    decoder = torch.nn.Linear(6, len(VOCAB))
+    assert torch.equal(net.embedding.weight, embedding.weight) and net.embedding.weight.std() > 0.5
+    assert torch.equal(net.decoder.weight, decoder.weight) and torch.equal(net.decoder.bias, decoder.bias)
+    small = CharRNN(spec, VOCAB, embedding_dim=5, init="uniform")
+    assert small.embedding.weight.abs().max() <= 0.1 and small.decoder.weight.abs().max() <= 0.1
+    assert not small.decoder.bias.any()
+
+
+def test_the_text_defaults_are_the_plain_char_rnn_loops(make_cfg):
+    """An embedding as wide as the recurrent layer and PyTorch's default init (BENCHMARKS.md, issue 24)."""
+    cfg = make_cfg("datamodule=text", "model.hidden_size=256")
+    assert (cfg.task.embedding_dim, cfg.task.init, cfg.task.tie_weights) == (256, "torch", False)
+
+
+def test_tying_needs_the_uniform_init_and_a_tied_checkpoint_rebuilds():
+    with pytest.raises(
+        ConfigError, match=r"task\.tie_weights=true with task\.init=torch .* use task\.init=uniform"
+    ):
+        CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, 6, tie_weights=True)
+    with pytest.raises(
+        ConfigError, match=r"task\.init='normal' is unknown; choose one of \['torch', 'uniform'\]"
+    ):
+        CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, 6, init="normal")
+    tied = CharRNN(RecurrentSpec(cell="lstm", hidden_size=6), VOCAB, 6, True, "uniform")
+    assert "init" not in tied.describe()  # a checkpoint of either start resumes under either setting
+    rebuilt = CharRNN.from_description(tied.describe())
+    assert rebuilt.decoder.weight is rebuilt.embedding.weight
 
 
 def test_tying_with_a_different_embedding_size_names_both_keys():

@@ -187,7 +187,7 @@ def test_tying_needs_the_embedding_size_to_match_the_hidden_size(make_cfg, tmp_p
     overrides = ["datamodule=text", f"datamodule.path={path}", "trainer=debug", *SMALL, "task.tie_weights=true"]  # fmt: skip
     with pytest.raises(ConfigError, match=r"task\.embedding_dim \(8\) must equal model\.hidden_size \(16\)"):
         train(make_cfg(*overrides))
-    _, objects = train(make_cfg(*overrides, "task.embedding_dim=16"))
+    _, objects = train(make_cfg(*overrides, "task.embedding_dim=16", "task.init=uniform"))
     assert objects["task"].net.decoder.weight is objects["task"].net.embedding.weight
 
 

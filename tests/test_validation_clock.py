@@ -65,6 +65,9 @@ FACTORS: dict[str, list[list[str]]] = {
     ],
     "scheduler": [["scheduler=plateau", "+scheduler.threshold=0.0"], ["scheduler=cosine"]],
     "early_stopping": [["callbacks.early_stopping.patience=1000"], ["callbacks.early_stopping.patience=1"]],
+    # 3: a batch may end without an optimizer step, so a stop requested there (max_time) lands on a step
+    # that a scheduled check may already have validated
+    "accumulation": [["+trainer.accumulate_grad_batches=1"], ["+trainer.accumulate_grad_batches=3"]],
 }
 
 
@@ -102,15 +105,18 @@ def overrides_of(row: tuple[int, ...]) -> list[str]:
 
 class RecordValidations(pl.Callback):
     """The ground truth: every validation Lightning runs during the fit (not the sanity check), with its
-    global step and val/mse, appended to a file as it ends (first among the callbacks' hooks)."""
+    global step, val/mse and EarlyStopping's count right after it (EarlyStopping comes first in the configured
+    callbacks), appended to a file as it ends."""
 
     def __init__(self, path: str):
         self.path = Path(path)
 
     def on_validation_end(self, trainer, pl_module):
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            stopping = next(c for c in trainer.callbacks if isinstance(c, EarlyStopping))
+            value = float(trainer.callback_metrics["val/mse"])
             with self.path.open("a") as file:
-                file.write(f"{trainer.global_step} {float(trainer.callback_metrics['val/mse'])!r}\n")
+                file.write(f"{trainer.global_step} {value!r} {stopping.wait_count}\n")
 
 
 def csv_values(run_dir: Path) -> list[float]:
@@ -126,6 +132,12 @@ def csv_values(run_dir: Path) -> list[float]:
     ],
 )
 def test_every_consumer_acts_once_per_validation_of_the_fit(tmp_path, caplog, row):
+    assert_every_consumer_acts_once(tmp_path, caplog, overrides_of(row))
+
+
+def assert_every_consumer_acts_once(tmp_path, caplog, overrides: list[str]) -> list[int]:
+    """Train with ``overrides``; check that each consumer acted once per recorded validation, on its value,
+    and that no two validations share a global step. Returns the validations' global steps."""
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     trial = optuna.create_study(study_name="clock", storage=storage).ask()
     sweep_trial = [
@@ -138,12 +150,15 @@ def test_every_consumer_acts_once_per_validation_of_the_fit(tmp_path, caplog, ro
     recorder = ["+callbacks.record._target_=tests.test_validation_clock.RecordValidations",
                 f"+callbacks.record.path={record}"]  # fmt: skip
     with caplog.at_level(logging.INFO, logger="rnnexp"):
-        results, objects = train(
-            compose_config([*SINE, *overrides_of(row), *sweep_trial, *recorder], run_dir)
-        )
-    values = [float(line.split()[1]) for line in record.read_text().splitlines()]
+        results, objects = train(compose_config([*SINE, *overrides, *sweep_trial, *recorder], run_dir))
+    lines = [line.split() for line in record.read_text().splitlines()]
+    steps, values = [int(line[0]) for line in lines], [float(line[1]) for line in lines]
     count = len(values)
-    assert count >= 1, overrides_of(row)
+    assert count >= 1, overrides
+    assert len(set(steps)) == count, steps  # one validation per global step: the same weights once
+    # min_delta=100: each validation after the first adds one to EarlyStopping's count, as it happens (its
+    # state after train() is the one restored from the best checkpoint by the test pass)
+    assert [int(line[2]) for line in lines] == list(range(count))
     reported_after_fit = "No validation ran at the end of training" in caplog.text
     logged = csv_values(run_dir)
     assert all(any(v == pytest.approx(value, rel=1e-6) for v in logged) for value in values)  # in the log
@@ -161,7 +176,7 @@ def test_every_consumer_acts_once_per_validation_of_the_fit(tmp_path, caplog, ro
         assert scheduler.best == pytest.approx(min(values), rel=1e-6)
     else:
         assert scheduler.T_max == validations_in_run(trainer)
-        if not stopped_early and "trainer.max_time=00:00:00:01" not in overrides_of(row):
+        if not stopped_early and "trainer.max_time=00:00:00:01" not in overrides:
             assert scheduler.T_max == count  # T_max: null spans the run's validations
 
     best = next(c for c in trainer.callbacks if isinstance(c, ModelCheckpoint) and c.monitor)
@@ -173,6 +188,59 @@ def test_every_consumer_acts_once_per_validation_of_the_fit(tmp_path, caplog, ro
     assert reported == pytest.approx(dict(enumerate(values)), rel=1e-6)  # pruning: each validation, once
 
     assert read_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == results["global_step"]
+    return steps
+
+
+class StopAfterValidations(pl.Callback):
+    """Requests a stop, as Lightning's Timer does when ``max_time`` runs out, at the first batch after the
+    ``n``-th validation of the fit that does not step the optimizer (accumulation): the batch at which
+    Lightning validated the same global step a second time."""
+
+    def __init__(self, n: int):
+        self.n, self.validations, self.stopped_at = n, 0, None
+
+    def on_validation_end(self, trainer, pl_module):
+        if trainer.state.fn == "fit" and not trainer.sanity_checking:
+            self.validations += 1
+            self.validated_step = trainer.global_step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        did_not_step = self.validations and trainer.global_step == self.validated_step
+        if self.validations == self.n and self.stopped_at is None and did_not_step:
+            trainer.should_stop, self.stopped_at = True, trainer.global_step
+
+
+# The row that validated global step 7 twice (the Timer's stop after a half-epoch check, accumulation 3).
+ISSUE_ROW = [
+    "trainer.val_check_interval=0.5",
+    "trainer.check_val_every_n_epoch=1",
+    "trainer.max_epochs=10000",
+    "trainer.max_time=00:00:00:01",
+    "trainer.limit_val_batches=2",
+    "trainer.num_sanity_val_steps=-1",
+    "scheduler=plateau",
+    "+scheduler.threshold=0.0",
+    "callbacks.early_stopping.patience=1000",
+    "+trainer.accumulate_grad_batches=3",
+]
+
+
+def test_a_stop_at_a_batch_that_did_not_step_does_not_validate_that_step_again(tmp_path, caplog):
+    """Deterministic form of the row: validations at steps 1, 2 (epoch 0) and 4 (epoch 1, batch 3); the stop
+    comes at batch 4, which accumulates without stepping: the fit ends there, on the step-4 validation, and
+    every consumer counted 3 validations (before: step 4 validated twice, EarlyStopping counted one less)."""
+    stop = [
+        "+callbacks.stop._target_=tests.test_validation_clock.StopAfterValidations",
+        "+callbacks.stop.n=3",
+    ]
+    steps = assert_every_consumer_acts_once(tmp_path, caplog, [*ISSUE_ROW, *stop])
+    assert steps == [1, 2, 4]
+    assert "No validation ran at the end of training" not in caplog.text  # step 4 is the run's last
+
+
+def test_the_issue_row_with_max_time_validates_each_step_once(tmp_path, caplog):
+    """The row itself (where the Timer stops depends on the machine's speed)."""
+    assert_every_consumer_acts_once(tmp_path, caplog, ISSUE_ROW)
 
 
 def test_the_cover_holds_every_pair():

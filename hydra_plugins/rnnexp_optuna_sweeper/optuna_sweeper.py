@@ -30,7 +30,8 @@ from hydra.types import HydraContext, TaskFunction
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from hydra_plugins.rnnexp_optuna_sweeper.search_space import override_value, search_space
+from hydra_plugins.rnnexp_optuna_sweeper.search_space import draw, override_value, search_space
+from rnnexp.config.inert_values import RULES_BY_KEY, neutral_value, unused_keys
 from rnnexp.errors import ConfigError, explained_exit
 from rnnexp.lifecycle.environment import job_threads
 from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
@@ -113,9 +114,11 @@ class OptunaSweeper(Sweeper):
         self.preload = preload
         self.context = job_context(preload) if preload else None
         self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
+        self.hydra_context = hydra_context
         with explained_exit():
             self.check_options(config)
 
@@ -202,11 +205,13 @@ class OptunaSweeper(Sweeper):
         """Ask for a trial and start its job: ``python <script> <fixed> <sampled> optuna_trial=...``; the
         job keeps the config's ``num_threads`` (``threads``, also its ``OMP_NUM_THREADS``)."""
         assert self.config is not None
-        trial = study.ask(space)
+        trial = study.ask()
+        sampled, not_drawn = self.draw_trial(trial, space, fixed)
         job_dir = sweep_dir / str(trial.number)
         job_dir.mkdir(parents=True, exist_ok=True)
-        sampled = [f"{key}={override_value(value)}" for key, value in trial.params.items()]
         plumbing = [f"optuna_trial.number={trial.number}"]
+        if not_drawn:
+            plumbing.append(f"optuna_trial.not_drawn=[{','.join(not_drawn)}]")
         if storage:
             plumbing += [
                 f"optuna_trial.storage='{storage}'",
@@ -235,6 +240,25 @@ class OptunaSweeper(Sweeper):
                     command, stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **env}
                 )
         return RunningTrial(trial, process, job_dir, time.time())
+
+    def draw_trial(self, trial: optuna.Trial, space: dict, fixed: list[str]) -> tuple[list[str], list[str]]:
+        """Define-by-run: draw every key that acts whatever the others hold, compose the trial's config,
+        then draw each key a rule of rnnexp.config.inert_values may silence only where it would act. A key
+        that could not act (model.dropout with one layer) is not drawn: the trial runs with its neutral value
+        (an override) and names it in ``optuna_trial.not_drawn``, so its params and the sweep's tables show
+        it blank rather than as a number that did nothing. Returns (overrides, keys not drawn)."""
+        values = {key: draw(trial, key, dist) for key, dist in space.items() if key not in RULES_BY_KEY}
+        sampled = [f"{key}={override_value(value)}" for key, value in values.items()]
+        conditional = [key for key in space if key in RULES_BY_KEY]
+        if not conditional:
+            return sampled, []
+        assert self.hydra_context is not None and self.config is not None
+        trial_config = self.hydra_context.config_loader.load_sweep_config(self.config, [*fixed, *sampled])
+        not_drawn = unused_keys(trial_config, conditional)
+        for key in conditional:
+            value = neutral_value(key) if key in not_drawn else draw(trial, key, space[key])
+            sampled.append(f"{key}={override_value(value)}")
+        return sampled, not_drawn
 
     def pruner_override(self) -> str:
         """The pruner's config as a Hydra dict override: the job decides ``should_prune`` with the same

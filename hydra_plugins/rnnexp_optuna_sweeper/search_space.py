@@ -12,8 +12,19 @@ from optuna.distributions import (
     FloatDistribution,
     IntDistribution,
 )
+from optuna.trial import Trial
 
 from rnnexp.errors import ConfigError
+
+
+def draw(trial: Trial, key: str, dist: BaseDistribution) -> Any:
+    """Suggest ``key`` from ``dist`` on a define-by-run trial (``study.ask()`` without a fixed space)."""
+    if isinstance(dist, CategoricalDistribution):
+        return trial.suggest_categorical(key, dist.choices)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(key, dist.low, dist.high, step=dist.step, log=dist.log)
+    assert isinstance(dist, FloatDistribution)
+    return trial.suggest_float(key, dist.low, dist.high, step=dist.step, log=dist.log)
 
 
 def distribution(override: Override) -> BaseDistribution:

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from rnnexp.config.cadence import check_validation_consumers
+from rnnexp.config.inert_values import check_inert_values
 from rnnexp.config.values import (
     fail,
     is_int,
@@ -68,6 +69,7 @@ def check_config(cfg: DictConfig) -> None:
             if isinstance(node, DictConfig) and "_target_" in node:
                 check_node(f"{group}.{name}", node, rules)
     check_validation_consumers(cfg)
+    check_inert_values(cfg)  # a value that would have no effect (rnnexp.config.inert_values)
     for key in ("test", "print_config"):
         require_bool(key, cfg.get(key, False))
     check_replicate_keys(cfg)

@@ -188,7 +188,7 @@ class Tagging(TensorDataModule):
     def read(self, path: str) -> TaggedSentences:
         hp, resolved = self.hparams, resolve_data_path(path)
         if self.format == "conllu":
-            data = read_conllu(resolved, hp.tag_column or "upos")
+            data = read_conllu(resolved, "upos" if hp.tag_column is None else hp.tag_column)
         else:
             data = read_columns(resolved, -1 if hp.tag_column is None else hp.tag_column)
         if not data.tokens:
@@ -266,7 +266,8 @@ class Tagging(TensorDataModule):
     def lower(self, tokens: list[str]) -> list[str]:
         return [t.lower() for t in tokens] if self.hparams.lowercase else tokens
 
-    def on_after_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+    def on_before_batch_transfer(self, batch: Batch, dataloader_idx: int) -> Batch:
+        """Trimmed to the batch's longest sentence, on the host before the transfer (no wait for a GPU)."""
         ids, tags, lengths = batch
         width = int(lengths.max())
         return ids[:, :width], tags[:, :width], lengths

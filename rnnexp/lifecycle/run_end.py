@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 import torch
 
 from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
+from rnnexp.lifecycle.validation_clock import is_fit_validation, skip_a_validated_step
 
 VALIDATED_AT = "progress/validated_at_step"
 
@@ -28,15 +29,24 @@ class ValidateAtRunEnd(pl.Callback):
     validate there ("should_stop" validates, see ``_should_check_val_fx``): a step budget would otherwise end
     mid-epoch with no validation (and EarlyStopping fails on the missing metric), and a step cadence would
     end on a validation up to N steps old. ``trainer.max_time`` already stops this way (its Timer sets
-    ``should_stop`` after a batch). Where the stop lands on a scheduled validation, there is only one."""
+    ``should_stop`` after a batch). Where the stop lands on a scheduled validation, there is only one.
+
+    It also keeps the fit from validating a global step twice (``skip_a_validated_step``): here, in a hook
+    it already has, rather than in one more callback dispatched every batch."""
+
+    def __init__(self) -> None:
+        self.validated_step: int | None = None  # the global step of the fit's last validation
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if is_final_batch(trainer):
             trainer.should_stop = True
+        skip_a_validated_step(trainer, self.validated_step)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if is_fit_validation(trainer):
+            self.validated_step = trainer.global_step
         # In callback_metrics, so that ranks spawned by ddp_spawn report it back too (as ReportProgress).
         if not trainer.sanity_checking:
             trainer.callback_metrics[VALIDATED_AT] = torch.tensor(trainer.global_step)

@@ -8,6 +8,10 @@ epoch/step intervals, which tick whether or not a validation ran), early stoppin
 the text sample. The sanity check's validation and the report-only validation that ``train`` runs after a
 fit whose last validation was not of the final weights are not validations of the fit: no consumer acts
 on them (the text sample is still written for the latter, as a report).
+
+A validation at a global step the fit already validated would be the same validation (same weights, same
+value): it is not run (``skip_a_validated_step``), so every consumer, Lightning's own EarlyStopping and
+ModelCheckpoint included, sees each validation once.
 """
 
 from __future__ import annotations
@@ -24,6 +28,29 @@ from rnnexp.errors import ConfigError
 def is_fit_validation(trainer: pl.Trainer) -> bool:
     """Whether the validation that just ran belongs to the fit (not the sanity check, not a report)."""
     return trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking
+
+
+def skip_a_validated_step(trainer: pl.Trainer, validated_step: int | None) -> None:
+    """Called at the end of each training batch: when the fit's last validation ran at the current global
+    step (this batch accumulated gradients without stepping the optimizer), Lightning's loop is told not to
+    validate after this batch. It would otherwise validate the same weights again when a stop is requested
+    there (``trainer.max_time``'s Timer, pruning, early stopping: "should_stop" validates, see
+    ``_should_check_val_fx``) or when a scheduled check lands there, and each consumer would act twice on
+    one validation (Lightning's ModelCheckpoint skips a step it saved, EarlyStopping does not).
+
+    ``validated_step``: the global step of the fit's last validation (None before the first). Uses the loop
+    flag Lightning sets itself to skip a validation a resumed run already ran (``_skip_next_val``, read and
+    reset in ``on_advance_end`` after this hook); pinned by tests/test_validation_clock.py.
+    """
+    if validated_step is None or validated_step != trainer.global_step:
+        return
+    loop = trainer.fit_loop.epoch_loop
+    if not hasattr(loop, "_skip_next_val"):  # pragma: no cover - a Lightning upgrade removed the flag
+        raise RuntimeError(
+            "Lightning's training loop has no `_skip_next_val` flag any more: rnnexp cannot keep it from "
+            "validating a step twice (rnnexp.lifecycle.validation_clock.skip_a_validated_step)."
+        )
+    loop._skip_next_val = True
 
 
 class StepSchedulersAtValidation(pl.Callback):

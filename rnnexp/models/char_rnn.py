@@ -13,8 +13,12 @@ from rnnexp.errors import ConfigError
 from rnnexp.models.cell_layer import CellLayer
 from rnnexp.models.recurrent import Hidden, RecurrentSpec, build_recurrent_layer
 
+INITS = ("torch", "uniform")  # task.init: how the embedding and the decoder start (see CharRNN)
 
-def check_language_model_options(spec: RecurrentSpec, embedding_dim: int, tie_weights: bool) -> None:
+
+def check_language_model_options(
+    spec: RecurrentSpec, embedding_dim: int, tie_weights: bool, init: str = "torch"
+) -> None:
     """Refuse what cannot make a next-character model, before any data is read."""
     if spec.bidirectional:
         raise ConfigError(
@@ -30,6 +34,13 @@ def check_language_model_options(spec: RecurrentSpec, embedding_dim: int, tie_we
             f"({embedding_dim}) must equal model.hidden_size ({spec.hidden_size}); set "
             f"task.embedding_dim={spec.hidden_size} or task.tie_weights=false."
         )
+    if init not in INITS:
+        raise ConfigError(f"task.init={init!r} is unknown; choose one of {list(INITS)}.")
+    if tie_weights and init == "torch":
+        raise ConfigError(
+            "task.tie_weights=true with task.init=torch would start the decoder from the embedding's N(0, 1) "
+            "weights, whose logits are far too large to train; use task.init=uniform with tied weights."
+        )
 
 
 class CharRNN(nn.Module):
@@ -37,24 +48,40 @@ class CharRNN(nn.Module):
     hidden state out. The vocabulary lives here so a checkpoint alone is enough to generate text.
 
     With ``tie_weights`` the decoder reuses the embedding matrix (Press & Wolf, 2017).
+
+    ``init`` (``task.init``) is how the embedding and the decoder start:
+
+    - ``torch``: PyTorch's own defaults, the embedding N(0, 1) and the decoder Kaiming-uniform, as a plain
+      char-rnn loop has them. With embedding and LSTM 256 wide this matched such a loop's bits/char, where
+      ``uniform`` with embedding 64 was ~25% worse after 80 steps (BENCHMARKS.md, "Equal budget").
+    - ``uniform``: U(-0.1, 0.1) for both and a zero decoder bias, the word-LM recipe of Zaremba et al. /
+      PyTorch's examples; needed with ``tie_weights``, where N(0, 1) weights give far too large logits.
     """
 
-    def __init__(self, spec: RecurrentSpec, vocab: Vocabulary, embedding_dim: int, tie_weights: bool = False):
+    def __init__(
+        self,
+        spec: RecurrentSpec,
+        vocab: Vocabulary,
+        embedding_dim: int,
+        tie_weights: bool = False,
+        init: str = "torch",
+    ):
         super().__init__()
-        check_language_model_options(spec, embedding_dim, tie_weights)
+        check_language_model_options(spec, embedding_dim, tie_weights, init)
         self.spec = spec
         self.vocab = vocab
         self.embedding_dim = embedding_dim
         self.tie_weights = tie_weights
+        self.init = init
         self.embedding = nn.Embedding(len(vocab), embedding_dim)
         self.rnn = build_recurrent_layer(spec, embedding_dim)
         self.decoder = nn.Linear(spec.hidden_size, len(vocab))
-        # Small uniform weights as in the classic recipe: N(0, 1) embeddings make tied logits far too large.
-        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
-        nn.init.zeros_(self.decoder.bias)
+        if init == "uniform":
+            nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+            nn.init.zeros_(self.decoder.bias)
         if tie_weights:
             self.decoder.weight = self.embedding.weight
-        else:
+        elif init == "uniform":
             nn.init.uniform_(self.decoder.weight, -0.1, 0.1)
 
     @property
@@ -83,7 +110,7 @@ class CharRNN(nn.Module):
             "vocab": self.vocab.to_dict(),
             "embedding_dim": self.embedding_dim,
             "tie_weights": self.tie_weights,
-        }
+        }  # not `init`: how a new network starts; a described one gets its weights from the checkpoint
 
     @classmethod
     def from_description(cls, description: Mapping[str, Any]) -> CharRNN:
@@ -92,4 +119,5 @@ class CharRNN(nn.Module):
             Vocabulary.from_dict(description["vocab"]),
             embedding_dim=description["embedding_dim"],
             tie_weights=description["tie_weights"],
+            init="uniform",  # any start will do (the weights are loaded next); uniform is valid when tied
         )

@@ -15,6 +15,24 @@ from rnnexp.lifecycle.launch import in_multirun
 # Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing. (Sweeps made
 # before issue 23 also added num_threads; it is shown now: a sweep may vary it on purpose.)
 PLUMBING = ("optuna_trial.",)
+NOT_DRAWN = "optuna_trial.not_drawn"
+
+
+def drawn_overrides(overrides: list[str]) -> list[str]:
+    """A job's overrides without the sweeper's plumbing and without the keys its trial did not draw
+    (``optuna_trial.not_drawn``: they could not act, and ran at their neutral value); those show blank in the
+    sweep's tables, not as a number that did nothing."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    not_drawn: set[str] = set()
+    for override in parsed:
+        if override.get_key_element() == NOT_DRAWN and isinstance(override.value(), list):
+            not_drawn.update(str(key) for key in override.value())
+    return [
+        override.input_line
+        for override in parsed
+        if not override.get_key_element().lstrip("+~").startswith(PLUMBING)
+        and override.get_key_element() not in not_drawn
+    ]
 
 
 @dataclass
@@ -82,11 +100,11 @@ def sweep_job(cfg: DictConfig) -> SweepJob | None:
     else:
         return None
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    parsed = OverridesParser.create().parse_overrides(overrides)
+    parsed = OverridesParser.create().parse_overrides(drawn_overrides(overrides))
     keys = varying_keys(sweep_dir)
     varying = {
         o.get_key_element(): short_value(o.get_value_element_as_str())
         for o in parsed
-        if not o.get_key_element().startswith(PLUMBING) and (keys is None or o.get_key_element() in keys)
+        if keys is None or o.get_key_element() in keys
     }
     return SweepJob(sweep_dir=sweep_dir.absolute(), number=int(number), varying=varying)

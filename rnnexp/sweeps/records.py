@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from rnnexp.errors import DataError
 from rnnexp.lifecycle.environment import differing_keys, environment_differences
-from rnnexp.sweeps.jobs import PLUMBING
+from rnnexp.sweeps.jobs import drawn_overrides
 
 
 @dataclass
@@ -102,7 +102,7 @@ def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
     return JobRecord(
         run_dir=run_dir,
         name=prefix + (str(run_dir.relative_to(sweep_dir)) if run_dir != sweep_dir else run_dir.name),
-        overrides=parse_overrides([o for o in overrides if not o.lstrip("+~").startswith(PLUMBING)]),
+        overrides=parse_overrides(drawn_overrides(overrides)),
         status=status,
         config=config,
         results=results,

@@ -182,14 +182,20 @@ def report_html(runs: pd.DataFrame, sweep_dirs: list[Path]) -> str:
 
 def write_report(sweep_dirs: list[str | Path], out: str | Path, runs: pd.DataFrame | None = None) -> Path:
     """``out`` ending in .html: the full page with embedded PNGs; .png: the figure of ``report_figure``."""
-    out, dirs = Path(out), [Path(d) for d in sweep_dirs]
+    out, dirs = check_report_path(out), [Path(d) for d in sweep_dirs]
     runs = runs if runs is not None else load_sweep(*dirs)
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".png":
         report_figure(runs).savefig(out, dpi=90)
-    elif out.suffix.lower() in (".html", ".htm"):
-        out.write_text(report_html(runs, dirs), encoding="utf-8")
     else:
+        out.write_text(report_html(runs, dirs), encoding="utf-8")
+    return out
+
+
+def check_report_path(out: str | Path) -> Path:
+    """``out`` names an .html/.htm or .png file (DataError otherwise): checked before a sweep is read."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".html", ".htm"):
         raise DataError(f"--out {out}: the report is written as .html or .png; name the file accordingly.")
     return out
 

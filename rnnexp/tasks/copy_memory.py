@@ -11,6 +11,7 @@ from torchmetrics import MeanMetric, Metric, MinMetric
 
 from rnnexp.models.recurrent import RecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.step_metrics import accumulate
 
 BLANK = 0  # the target class of every step but the recall steps (rnnexp.data.copy_memory)
 
@@ -51,12 +52,14 @@ class CopyMemoryClassifier(SequenceTask):
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
         recall = targets != BLANK  # (batch, time); every sequence has recall steps, so never empty
         count = recall.sum()  # a tensor: no device sync per step
-        getattr(self, f"{stage}_baseline").update(count * self.log_symbols / targets.numel(), targets.numel())
+        accumulate(
+            getattr(self, f"{stage}_baseline"), count * self.log_symbols / targets.numel(), targets.numel()
+        )
         per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none")
         recall_loss = (per_step.view_as(targets) * recall).sum() / count
         correct = ((preds.argmax(dim=-1) == targets) & recall).sum() / count
-        getattr(self, f"{stage}_recall_loss").update(recall_loss, weight=count)
-        getattr(self, f"{stage}_recall_acc").update(correct, weight=count)
+        accumulate(getattr(self, f"{stage}_recall_loss"), recall_loss, weight=count)
+        accumulate(getattr(self, f"{stage}_recall_acc"), correct, weight=count)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

@@ -43,6 +43,7 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         log_figures: bool = True,
         embedding_dim: int = 128,
         tie_weights: bool = False,
+        init: str = "torch",
         carry_hidden: bool = True,
         sample_length: int = 200,
         sample_prompt: str | None = None,
@@ -51,6 +52,8 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
         sample_seed: int = 0,
     ):
         super().__init__(net, optimizer, scheduler, scheduler_monitor, log_figures)
+        # Not `init`: it is how a new network starts; a checkpoint from before task.init existed has no such
+        # hparam (the default then differs from the uniform start its network records) and loads its weights.
         if (net.embedding_dim, net.tie_weights) != (embedding_dim, tie_weights):
             raise ValueError("CharLanguageModel: embedding_dim/tie_weights differ from the network's")
         if sample_prompt is not None:
@@ -62,14 +65,19 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
 
     @classmethod
     def net_options(cls, task_cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return {"embedding_dim": task_cfg["embedding_dim"], "tie_weights": task_cfg["tie_weights"]}
+        return {key: task_cfg[key] for key in ("embedding_dim", "tie_weights", "init")}
 
     @classmethod
     def build_net(
-        cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule, embedding_dim: int, tie_weights: bool
+        cls,
+        spec: RecurrentSpec,
+        datamodule: pl.LightningDataModule,
+        embedding_dim: int,
+        tie_weights: bool,
+        init: str = "torch",
     ) -> CharRNN:
         """The vocabulary sizes the network, so the corpus is read here, after the cheap checks."""
-        check_language_model_options(spec, embedding_dim, tie_weights)
+        check_language_model_options(spec, embedding_dim, tie_weights, init)
         if not isinstance(datamodule, CharCorpus):
             raise ConfigError(
                 f"task=language_model needs datamodule=text, got {type(datamodule).__name__}; "
@@ -77,7 +85,7 @@ class CharLanguageModel(CarriesHiddenState, SequenceTask):
             )
         datamodule.prepare_data()
         datamodule.setup("fit")
-        return CharRNN(spec, datamodule.vocab, embedding_dim, tie_weights)
+        return CharRNN(spec, datamodule.vocab, embedding_dim, tie_weights, init)
 
     def forward(self, ids: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         return self.net(ids, hidden)

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 from torchmetrics import MaxMetric, Metric
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from rnnexp.data.tagging import Tagging
-from rnnexp.errors import ConfigError
-from rnnexp.models.recurrent import RecurrentSpec
-from rnnexp.models.token_net import TokenRecurrentNet, check_embedding_dim
+from rnnexp.models.token_net import TokenRecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.step_metrics import accumulate
+from rnnexp.tasks.token_task import TokenTask
 
 IGNORE = -100  # the tag of a padded position: F.cross_entropy and the metrics skip it
 
 
-class TokenTagger(SequenceTask):
+class TokenTagger(TokenTask, SequenceTask):
     """Per-token cross-entropy over logits ``(batch, time, tags)`` against tags ``(batch, time)`` with
     ``-100`` at padded positions, which neither the loss nor any metric reads. Logs ``<stage>/acc`` (token
     accuracy), ``<stage>/f1`` (macro-F1 over tags) and, on the test split, ``test/f1/<tag>`` per tag
@@ -29,6 +25,8 @@ class TokenTagger(SequenceTask):
     A bidirectional network is allowed: a tag is not a later input, so reading the sentence from its end
     tells the model nothing it must predict.
     """
+
+    datamodule_class, datamodule_config, task_config, per_token = Tagging, "tagging", "tagger", True
 
     def __init__(
         self,
@@ -50,29 +48,6 @@ class TokenTagger(SequenceTask):
         self.test_tag_f1 = MulticlassF1Score(tags, average="none", ignore_index=IGNORE, validate_args=False)
         self.val_acc_best = MaxMetric()
 
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.net.labels)
-
-    @classmethod
-    def net_options(cls, task_cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return {"embedding_dim": task_cfg["embedding_dim"]}
-
-    @classmethod
-    def build_net(
-        cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule, embedding_dim: int
-    ) -> TokenRecurrentNet:
-        check_embedding_dim(embedding_dim)
-        if not isinstance(datamodule, Tagging):
-            raise ConfigError(
-                f"task=tagger needs datamodule=tagging, got {type(datamodule).__name__}; use datamodule=tagging "
-                "(it selects this task)."
-            )
-        datamodule.setup("fit")
-        return TokenRecurrentNet(
-            spec, datamodule.vocab, datamodule.class_names, embedding_dim, True, datamodule.tokenizer
-        )
-
     def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(preds.reshape(-1, preds.shape[-1]), targets.reshape(-1), ignore_index=IGNORE)
 
@@ -81,16 +56,16 @@ class TokenTagger(SequenceTask):
         preds = self(ids, lengths)
         loss = self.loss(preds, tags)
         # Weighted by real tokens, so the epoch's loss is the mean over tokens, not over batches.
-        getattr(self, f"{stage}_loss").update(loss.detach(), weight=(tags != IGNORE).sum())
+        accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=(tags != IGNORE).sum())
         self.update_metrics(stage, preds.detach(), tags)
         return {"loss": loss, "preds": preds.detach()}
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
         flat_preds, flat_targets = preds.reshape(-1, preds.shape[-1]), targets.reshape(-1)
-        getattr(self, f"{stage}_acc").update(flat_preds, flat_targets)
-        getattr(self, f"{stage}_f1").update(flat_preds, flat_targets)
+        accumulate(getattr(self, f"{stage}_acc"), flat_preds, flat_targets)
+        accumulate(getattr(self, f"{stage}_f1"), flat_preds, flat_targets)
         if stage == "test":
-            self.test_tag_f1.update(flat_preds, flat_targets)
+            accumulate(self.test_tag_f1, flat_preds, flat_targets)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import pytorch_lightning as pl
 import torch
 from torch.nn import functional as F
 from torchmetrics.classification import MulticlassF1Score
 
 from rnnexp.data.text_classes import TextClasses
 from rnnexp.errors import ConfigError
-from rnnexp.models.recurrent import RecurrentSpec
-from rnnexp.models.token_net import TokenRecurrentNet, check_embedding_dim
+from rnnexp.models.token_net import TokenRecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory
 from rnnexp.tasks.classifier import SequenceClassifier
+from rnnexp.tasks.step_metrics import accumulate
+from rnnexp.tasks.token_task import TokenTask
 
 CLASS_WEIGHTS = ("none", "balanced")
 
@@ -27,11 +24,18 @@ def balanced_weights(counts: torch.Tensor) -> torch.Tensor:
     return counts.sum() / (len(counts) * counts.clamp(min=1))
 
 
-class TextClassifier(SequenceClassifier):
+class TextClassifier(TokenTask, SequenceClassifier):
     """``SequenceClassifier`` (cross-entropy, accuracy, test confusion matrix with the class names) on token
     ids, plus macro-F1 per stage (``<stage>/f1``: the mean of the per-class F1, so a rare class counts as
     much as a common one) and, with ``class_weights=balanced``, a loss weighted by the inverse class
     frequency of the training split."""
+
+    datamodule_class, datamodule_config, task_config, per_token = (
+        TextClasses,
+        "text_classes",
+        "text_classifier",
+        False,
+    )
 
     def __init__(
         self,
@@ -53,30 +57,6 @@ class TextClassifier(SequenceClassifier):
         # Filled from the training split's class counts in setup; not saved (the data decides it).
         self.register_buffer("class_weight", torch.ones(net.output_size), persistent=False)
 
-    @property
-    def class_names(self) -> list[str]:
-        return list(self.net.labels)
-
-    @classmethod
-    def net_options(cls, task_cfg: Mapping[str, Any]) -> dict[str, Any]:
-        return {"embedding_dim": task_cfg["embedding_dim"]}
-
-    @classmethod
-    def build_net(
-        cls, spec: RecurrentSpec, datamodule: pl.LightningDataModule, embedding_dim: int
-    ) -> TokenRecurrentNet:
-        """The vocabulary and classes size the network, so the texts are read here, after the cheap checks."""
-        check_embedding_dim(embedding_dim)
-        if not isinstance(datamodule, TextClasses):
-            raise ConfigError(
-                f"task=text_classifier needs datamodule=text_classes, got {type(datamodule).__name__}; use "
-                "datamodule=text_classes (it selects this task)."
-            )
-        datamodule.setup("fit")
-        return TokenRecurrentNet(
-            spec, datamodule.vocab, datamodule.class_names, embedding_dim, False, datamodule.tokenizer
-        )
-
     def setup(self, stage: str) -> None:
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
         counts = getattr(datamodule, "class_counts", None)
@@ -90,7 +70,7 @@ class TextClassifier(SequenceClassifier):
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
         super().update_metrics(stage, preds, targets)
-        getattr(self, f"{stage}_f1").update(preds, targets)
+        accumulate(getattr(self, f"{stage}_f1"), preds, targets)
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)

@@ -10,6 +10,7 @@ from torchmetrics import MeanMetric, MeanSquaredError, Metric, MinMetric
 from rnnexp.errors import ConfigError
 from rnnexp.models.recurrent import RecurrentNet
 from rnnexp.tasks.base import OptimizerFactory, SchedulerFactory, SequenceTask
+from rnnexp.tasks.step_metrics import accumulate
 
 
 class ValueRegressor(SequenceTask):
@@ -43,9 +44,9 @@ class ValueRegressor(SequenceTask):
         return F.mse_loss(preds, targets)
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
-        getattr(self, f"{stage}_mse").update(preds.float(), targets)
+        accumulate(getattr(self, f"{stage}_mse"), preds.float(), targets)
         baseline = (targets - self.baseline_prediction).pow(2).mean()
-        getattr(self, f"{stage}_baseline").update(baseline, weight=targets.numel())
+        accumulate(getattr(self, f"{stage}_baseline"), baseline, weight=targets.numel())
 
     def log_epoch_metrics(self, stage: str) -> None:
         super().log_epoch_metrics(stage)
