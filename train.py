@@ -7,11 +7,14 @@ import hydra
 from omegaconf import DictConfig
 
 from rnnexp.config.groups import refuse_unknown_choices
-from rnnexp.run import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # Imported here, not above: a sweep whose jobs run in other processes (hydra/launcher=parallel) never
+    # imports torch and Lightning in its own process; in-process runs pay the same once.
+    from rnnexp.run import run
+
     return run(cfg)
 
 

@@ -14,8 +14,11 @@ set-up; training itself is the same in every mode.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,9 +53,9 @@ def load() -> str:
 
 
 def startup_times(sweep_dir: Path) -> list[float]:
-    """Per job: seconds from the process start to rnnexp.run's start."""
+    """Per job, in job order: seconds from the process start to rnnexp.run's start."""
     times = []
-    for launch in sorted(sweep_dir.glob("*/launch.json")):
+    for launch in sorted(sweep_dir.glob("*/launch.json"), key=lambda p: int(p.parent.name)):
         results = launch.parent / "results.json"
         if results.is_file():
             started = json.loads(launch.read_text())["started"]
@@ -61,28 +64,63 @@ def startup_times(sweep_dir: Path) -> list[float]:
     return times
 
 
+def job_cpu(sweep_dir: Path) -> list[float]:
+    """Per forked or spawned job: the CPU seconds of its process (``process.json``), in job order."""
+    files = sorted(sweep_dir.glob("*/process.json"), key=lambda p: int(p.parent.name))
+    return [json.loads(f.read_text())["cpu_s"] for f in files]
+
+
+def last_job_end(sweep_dir: Path) -> float:
+    """When the last job wrote its results.json (epoch seconds)."""
+    return max(p.stat().st_mtime for p in sweep_dir.glob("*/results.json"))
+
+
+def become_subreaper() -> None:
+    """Adopt the sweep's orphans (Linux): the forkserver outlives the sweep's process by a moment, and its
+    jobs' CPU time reaches this process's RUSAGE_CHILDREN only if someone waits for it."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+
+
+def reap_all() -> None:
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return
+
+
+def cpu_of_children() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_sweep(mode: str, seeds: int, out: Path) -> dict:
     sweep_dir = out / mode
     seed_list = ",".join(str(s) for s in range(1, seeds + 1))
     command = [sys.executable, "train.py", "-m", "model=rnn,lstm,gru", f"seed={seed_list}", *SHORT_SINE,
                *MODES[mode], f"hydra.sweep.dir={sweep_dir}"]  # fmt: skip
     env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
-    before = load()
+    before, cpu_before = load(), cpu_of_children()
     started = time.time()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    wall = time.time() - started
+    ended = time.time()
+    reap_all()  # the forkserver, once the sweep's process has gone
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:])
-    startup = startup_times(sweep_dir)
+    startup, cpu = startup_times(sweep_dir), job_cpu(sweep_dir)
     record = {
         "mode": mode,
         "jobs": 3 * seeds,
-        "wall_s": round(wall, 1),
+        "wall_s": round(ended - started, 1),
+        "cpu_s": round(cpu_of_children() - cpu_before, 1),  # the sweep's process, forkserver and jobs
+        "tail_s": round(ended - last_job_end(sweep_dir), 1),  # after the last job: summary, comparison, exit
         "load_before": before,
         "load_after": load(),
         "returncode": proc.returncode,
         "startup_median_s": round(statistics.median(startup), 2) if startup else None,
         "startup_first_s": round(startup[0], 2) if startup else None,
+        "job_cpu_median_s": round(statistics.median(cpu), 2) if cpu else None,
     }
     print(json.dumps(record), flush=True)
     return record
@@ -94,11 +132,12 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     parser.add_argument("--out", type=Path, default=Path("/tmp/grid_bench"))
     args = parser.parse_args()
+    become_subreaper()
     records = [run_sweep(mode, args.seeds, args.out) for mode in args.modes]
     walls = {r["mode"]: r["wall_s"] for r in records}
     if "basic" in walls:
         for mode, wall in walls.items():
-            print(f"{mode}: {wall} s = {wall / walls['basic']:.2f}x the basic launcher")
+            print(f"{mode}: {wall} s = {wall / walls['basic']:.2f}x the basic launcher (wall time)")
     (args.out / "grid_bench.json").write_text(json.dumps(records, indent=2))
     compared = next((args.out / m for m in ("parallel", "basic", "spawn") if (args.out / m).is_dir()), None)
     if compared is not None:

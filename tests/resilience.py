@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,28 @@ class RecordBestAtResume(pl.Callback):
         if not self.done:
             self.done = True
             Path(self.path).write_text(str(getattr(pl_module, self.metric).compute().item()))
+
+
+class KillSweepAtStep(pl.Callback):
+    """Kill the whole sweep this job belongs to (its process group: the sweep's process, the forkserver and
+    every job; SIGKILL, as a lost machine or ``kill -9 -<pgid>``) as global step ``step`` of job number
+    ``job`` begins, once ``<sweep dir>/<wait_for>/results.json`` exists and unless ``marker`` exists (so the
+    resumed sweep runs through). Only for a sweep started in its own session (``start_new_session=True``):
+    anything else is left alone."""
+
+    def __init__(self, step: int, job: int, wait_for: int, marker: str):
+        self.step, self.job, self.wait_for, self.marker = step, job, wait_for, Path(marker)
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx: int):
+        from hydra.core.hydra_config import HydraConfig
+
+        config = HydraConfig.get()
+        if trainer.global_step != self.step or config.job.num != self.job or self.marker.exists():
+            return
+        done = Path(config.sweep.dir) / str(self.wait_for) / "results.json"
+        deadline = time.time() + 300
+        while not done.is_file() and time.time() < deadline:
+            time.sleep(0.1)
+        self.marker.write_text("killed")
+        if os.getsid(0) == os.getpgrp():  # the sweep leads its own session and process group
+            os.killpg(os.getpgrp(), signal.SIGKILL)

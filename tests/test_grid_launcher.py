@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 
 from rnnexp.review import main as review
+from rnnexp.sweeps.job_processes import HEAVY_PACKAGES, PRELOAD, WARM_UP, preload_modules, target_modules
 from rnnexp.sweeps.records import load_sweep
 from rnnexp.training import train
 from tests.conftest import ROOT, compose_config
@@ -135,3 +136,39 @@ def test_replicates_share_a_wandb_group_and_carry_their_seed_as_job_type(killed_
         assert bytes([len(f"seed={seed}")]) + f"seed={seed}".encode() in stream, (
             f"job {job}: job_type missing"
         )
+
+
+def test_a_forked_job_finds_everything_it_imports_preloaded(killed_sweep):
+    """The forkserver imported the modules of the batch's `_target_`s (rnnexp's datamodule, task, models,
+    callbacks; Lightning's loggers and wandb for logger=wandb) and what a run imports lazily: a forked job
+    imports none of the heavy packages itself, and pays no import at run time."""
+    sweep_dir, _, _ = killed_sweep
+    for job in (0, 2, 3, 4, 5):
+        record = json.loads((sweep_dir / str(job) / "process.json").read_text())
+        heavy = [m for m in record["imported_modules"] if m.split(".")[0] in HEAVY_PACKAGES]
+        assert not heavy, f"job {job} imported {heavy} itself"
+        assert record["preloaded_modules"] > 1000 and record["cpu_s"] > 0
+
+
+def test_the_preload_list_holds_every_target_module_of_the_batch(tmp_path):
+    configs = [
+        compose_config([f"model={model}", "logger=[csv,wandb]", *TINY_SINE], tmp_path / model)
+        for model in ("rnn", "gru")
+    ]
+    assert preload_modules()[: len(PRELOAD)] == list(PRELOAD) and preload_modules()[-1] == WARM_UP
+    modules = {module for config in configs for module in target_modules(config)}  # the launcher's batch list
+    targets = {
+        str(node["_target_"]).rsplit(".", 1)[0]
+        for config in configs
+        for node in (
+            config.model,
+            config.datamodule,
+            config.task,
+            config.optimizer,
+            *config.callbacks.values(),
+        )
+        if node is not None and "_target_" in node
+    }
+    assert {"rnnexp.data", "rnnexp.models.recurrent"} <= targets and len(targets) >= 5, targets
+    assert targets <= modules, targets - modules
+    assert {"pytorch_lightning.loggers", "wandb"} <= modules  # the loggers, and wandb's lazy import

@@ -11,13 +11,16 @@ single run, and lets trials overlap; each keeps the config's ``num_threads``, as
 validation values and be pruned (rnnexp.sweeps.pruning).
 """
 
+import atexit
 import json
 import logging
 import math
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +37,16 @@ from hydra_plugins.rnnexp_optuna_sweeper.search_space import draw, override_valu
 from rnnexp.config.inert_values import RULES_BY_KEY, neutral_value, unused_keys
 from rnnexp.errors import ConfigError, explained_exit
 from rnnexp.lifecycle.environment import job_threads
-from rnnexp.sweeps.job_processes import JobProcess, job_context, record_exit, run_command, start_job
+from rnnexp.sweeps.job_processes import (
+    JobProcess,
+    job_context,
+    preload_modules,
+    record_exit,
+    run_command,
+    send_more_modules,
+    start_job,
+    target_modules,
+)
 from rnnexp.sweeps.storage import open_storage
 
 log = logging.getLogger("rnnexp.sweeper")
@@ -112,7 +124,7 @@ class OptunaSweeper(Sweeper):
         self.max_study_trials = max_study_trials
         self.params = dict(params) if params else None
         self.preload = preload
-        self.context = job_context(preload) if preload else None
+        self.context: Any = None  # started in setup, when the config is known
         self.config: DictConfig | None = None
         self.hydra_context: HydraContext | None = None
 
@@ -121,6 +133,11 @@ class OptunaSweeper(Sweeper):
         self.hydra_context = hydra_context
         with explained_exit():
             self.check_options(config)
+        if self.preload:  # the forkserver imports torch & co., then the modules of the config's `_target_`s
+            more_modules = Path(tempfile.mkdtemp(prefix="rnnexp-forkserver-")) / "modules"
+            atexit.register(shutil.rmtree, more_modules.parent, ignore_errors=True)
+            self.context = job_context(True, preload_modules(), more_modules)
+            send_more_modules(more_modules, target_modules(config))
 
     def check_options(self, config: DictConfig) -> None:
         if self.direction not in ("minimize", "maximize"):

@@ -23,8 +23,6 @@ from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
-import torch
-
 from rnnexp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -95,6 +93,8 @@ def job_threads(num_threads: Any, jobs_in_flight: int = 1, cpus: int | None = No
 
 def apply_threads(num_threads: Any) -> int:
     """Set torch's intra-op thread count of this process from the config; return it."""
+    import torch  # here, not at the top: a sweep's launcher and reviews read this module without torch
+
     threads = job_threads(num_threads)
     torch.set_num_threads(threads)
     return threads
@@ -120,6 +120,7 @@ def run_environment(trainer: Any) -> dict[str, Any]:
     deterministic mode (``true``/``false``/``"warn"``), and the torch, Lightning and rnnexp versions (CUDA and
     cuDNN versions on a GPU, else null)."""
     import pytorch_lightning as pl
+    import torch
 
     import rnnexp
 

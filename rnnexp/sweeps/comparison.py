@@ -10,16 +10,18 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 from rich.console import Console
 from rich.table import Table
 
 from rnnexp.sweeps.records import curve_metrics, learning_curves, swept_parameters
 from rnnexp.sweeps.statistics import compare, spread
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 DEFAULT_REPLICATE_KEYS = ("seed",)
 UNSET = "(default)"  # a grouping key a job did not override (e.g. across sweeps of different grids)
@@ -255,6 +257,8 @@ def plot_group_curves(
 ) -> Figure:
     """Per metric, each group's mean curve over its completed replicates with the 95% interval of the mean
     as a band (no band where a group has one replicate at that epoch)."""
+    from matplotlib.figure import Figure  # here: a sweep's summary uses this module but draws nothing
+
     metrics = list(metrics or curve_metrics(runs))
     fig = Figure(figsize=(5 * len(metrics), 3.8), layout="constrained")
     axes = np.atleast_1d(fig.subplots(1, len(metrics), squeeze=False)[0])

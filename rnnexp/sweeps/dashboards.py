@@ -49,11 +49,12 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 def log_hparams_with_metrics(loggers: list[Any], cfg: DictConfig, results: dict[str, Any]) -> None:
     """Write TensorBoard's HParams record: hyperparameters, the trial state and the final metrics (whose
     values TensorBoard reads from the run's own scalars). Lightning writes it only without metrics."""
+    metrics = {**results["val"], **results["test"]}
+    writers = [logger for logger in loggers if isinstance(logger, TensorBoardLogger)]
+    if not metrics or not writers:  # not importing TensorBoard (~0.4 s) for a run that does not log to it
+        return
     from torch.utils.tensorboard.summary import hparams
 
-    metrics = {**results["val"], **results["test"]}
-    if not metrics:
-        return
     environment = {f"environment.{k}": v for k, v in (results.get("environment") or {}).items()}
     params = {
         **flat_hparams(cfg),
@@ -62,12 +63,11 @@ def log_hparams_with_metrics(loggers: list[Any], cfg: DictConfig, results: dict[
     }
     if (job := sweep_job(cfg)) is not None:  # replicates share a group: sort or filter the HParams rows by it
         params["group"] = job.group(list(cfg.get("replicate_keys") or ["seed"]))
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):
-            writer = logger.experiment._get_file_writer()
-            for summary in hparams(params, metrics):
-                writer.add_summary(summary)
-            writer.flush()
+    for logger in writers:
+        writer = logger.experiment._get_file_writer()
+        for summary in hparams(params, metrics):
+            writer.add_summary(summary)
+        writer.flush()
 
 
 def mark_pruned_in_wandb() -> None:

@@ -22,22 +22,120 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from typing import Any
 
-# Imported once by the forkserver: what every job needs before its first step (~4 s on one core).
-PRELOAD = ("torch", "pytorch_lightning", "torchmetrics", "rnnexp.run", "rnnexp.training")
+# Imported once by the forkserver, before the modules of the batch's `_target_`s: what every job needs before
+# its first step (~4 s on one core), and what a run imports lazily on its way (checkpoint I/O, the figures, the
+# results table). `tests/test_grid_launcher.py` checks that a forked job imports none of HEAVY_PACKAGES itself.
+PRELOAD = (
+    "__main__",  # the sweep's script (train.py) as __mp_main__: each child then finds it imported
+    "torch",
+    "pytorch_lightning",
+    "torchmetrics",
+    "rnnexp.run",
+    "rnnexp.training",
+    "hydra.core.utils",  # run_job, which runs each job
+    "matplotlib.pyplot",  # the tasks' figures
+    "matplotlib.backends.backend_agg",  # ... drawn to PNG
+    "torch.utils.serialization",  # torch.save of the first checkpoint
+    "fsspec.implementations.chained",  # Lightning's checkpoint I/O
+    "omegaconf._impl",  # OmegaConf.to_container
+    "hydra._internal.logging_config",  # the job's logging set-up
+    "rich._emoji_codes",  # the results table
+    "antlr4.LL1Analyzer",  # Hydra's override parser
+    "importlib.resources.readers",
+    "resource",  # record_process
+)
+# Packages a `_target_` imports only when its object first logs (imported for the batch that uses it).
+TARGET_IMPORTS = {
+    "pytorch_lightning.loggers.TensorBoardLogger": ("torch.utils.tensorboard",),
+    "pytorch_lightning.loggers.WandbLogger": (
+        "wandb",
+        "wandb.wandb_run",
+        "wandb.apis.public",
+        "wandb.sdk.launch.inputs.internal",  # wandb.init reads its launch inputs
+    ),
+}
+# Imported last: the batch's further modules (MORE_MODULES_ENV), then gc.freeze(), so that forks share the imported
+# objects instead of copying them (see the module).
+WARM_UP = "rnnexp.sweeps.forkserver_warm_up"
+MORE_MODULES_ENV = "RNNEXP_FORKSERVER_MORE_MODULES"
+# Packages a forked job should find imported (each costs 0.1-4 s): the tests check that a job imports none of
+# them itself, nor any rnnexp module (those of its `_target_`s are preloaded).
+HEAVY_PACKAGES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "numpy", "pandas",
+                  "matplotlib", "scipy", "optuna", "tensorboard", "wandb", "rnnexp")  # fmt: skip
 
 
-def job_context(preload: bool) -> BaseContext:
-    """The multiprocessing context jobs start from: a forkserver with ``PRELOAD`` imported, or spawn."""
+def target_modules(config: Any) -> list[str]:
+    """The modules of every ``_target_`` in a composed config (``rnnexp.data.sine`` for
+    ``rnnexp.data.sine.SineDataModule``; plus ``TARGET_IMPORTS``), in the order met: what instantiating and
+    using its objects imports. A target that names a class attribute gives a non-module name; the forkserver
+    skips names it cannot import."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    found: dict[str, None] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "_target_" and isinstance(value, str) and "." in value:
+                    found[value.rsplit(".", 1)[0]] = None
+                    found.update(dict.fromkeys(TARGET_IMPORTS.get(value, ())))
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    if isinstance(config, DictConfig | ListConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    walk(config)
+    return list(found)
+
+
+def preload_modules(configs: Iterable[Any] = ()) -> list[str]:
+    """What the forkserver imports, in order: ``PRELOAD``, the modules of every ``_target_`` of ``configs``
+    (a batch's composed job configs), then ``WARM_UP``."""
+    targets = [module for config in configs for module in target_modules(config)]
+    return list(dict.fromkeys([*PRELOAD, *targets, WARM_UP]))
+
+
+def job_context(
+    preload: bool, modules: Sequence[str] | None = None, more_modules_file: Path | None = None
+) -> BaseContext:
+    """The multiprocessing context jobs start from: a forkserver that imported ``modules``
+    (``preload_modules()`` when None) and is started now, so its imports overlap the caller's own work; or
+    spawn (a fresh interpreter per job) when ``preload`` is false or the platform has no forkserver.
+
+    ``more_modules_file``: the forkserver, once it has imported ``modules``, waits for this file (written with
+    ``send_more_modules`` by the caller when it knows the batch) and imports the modules it lists too, before
+    serving the first job. The forkserver is one per sweep process: a second call after it started keeps the
+    first one."""
     if not preload or "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(list(PRELOAD))
+    context.set_forkserver_preload(list(modules if modules is not None else preload_modules()))
+    from multiprocessing import forkserver
+
+    if more_modules_file is not None:
+        os.environ[MORE_MODULES_ENV] = str(more_modules_file)  # the forkserver reads its environment once
+    try:
+        forkserver.ensure_running()
+    finally:
+        os.environ.pop(MORE_MODULES_ENV, None)
     return context
+
+
+def send_more_modules(path: Path, modules: Sequence[str]) -> None:
+    """Hand the forkserver (waiting in ``WARM_UP``) the further modules to import: one name a line, the file
+    appearing whole (written aside, then renamed)."""
+    partial = path.with_suffix(".partial")
+    partial.write_text("\n".join(modules))
+    os.replace(partial, path)
 
 
 def send_output_to(path: Path) -> None:
@@ -51,6 +149,25 @@ def send_output_to(path: Path) -> None:
         stream.reconfigure(line_buffering=True)
 
 
+def record_process(job_dir: Path, preloaded: set[str], entered: float) -> None:
+    """Write ``<job dir>/process.json``: when the child began its job (``entered``, epoch seconds; the launcher
+    wrote when it started the process in launch.json) and ended, the CPU seconds and minor page faults of the
+    process (a fork's start-up and copy-on-write cost show there), and every module the job imported itself
+    (none of the heavy packages when the forkserver preloaded what the job needs)."""
+    import resource  # Unix only, as the forkserver
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record = {
+        "entered": entered,
+        "ended": time.time(),
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+        "minor_page_faults": usage.ru_minflt,
+        "preloaded_modules": len(preloaded),
+        "imported_modules": sorted(set(sys.modules) - preloaded),
+    }
+    (job_dir / "process.json").write_text(json.dumps(record, indent=1))
+
+
 def prepare_child(output: Path, env: dict[str, str]) -> None:
     send_output_to(output)
     os.environ.update(env)
@@ -61,16 +178,26 @@ def prepare_child(output: Path, env: dict[str, str]) -> None:
 def run_command(argv: list[str], output: Path, env: dict[str, str]) -> None:
     """Child entry: run ``argv[0]`` (a script such as train.py) as ``__main__`` with ``argv`` as its command
     line. Its exit status is the job's (Hydra exits 1 on an error)."""
+    entered, preloaded = time.time(), set(sys.modules)
     prepare_child(output, env)
     sys.argv = list(argv)
-    runpy.run_path(argv[0], run_name="__main__")
+    try:
+        runpy.run_path(argv[0], run_name="__main__")
+    finally:
+        record_process(output.parent, preloaded, entered)
 
 
 @dataclass
 class SweepJobSpec:
-    """What a child needs to run one job of a Hydra launcher's batch (all picklable)."""
+    """What a child needs to run one job of a Hydra launcher's batch (all picklable). The child composes the
+    job's config itself (``job_config``) unless ``config`` is given: composing costs ~0.3 s of CPU per job,
+    which the sweep's process would otherwise spend serially while the jobs wait."""
 
-    config: Any  # the job's sweep config (job number, overrides and absolute sweep dir set)
+    primary: Any  # the sweep's primary config
+    overrides: list[str]  # the job's overrides
+    number: int  # the job number
+    sweep_dir: str  # absolute
+    config: Any  # the job's composed config, or None: composed by the child
     hydra_context: Any
     singleton_instances: dict[Any, Any]  # Hydra's singletons (ConfigStore, JobRuntime, ...) of the sweep
     task_module: str  # where the (hydra.main-decorated) task function lives, e.g. __main__
@@ -85,22 +212,42 @@ def task_function(module: str, name: str) -> Any:
     return getattr(function, "__wrapped__", function)
 
 
+def job_config(hydra_context: Any, primary: Any, overrides: list[str], number: int, sweep_dir: str) -> Any:
+    """The job's config as Hydra's basic launcher composes it: the sweep's config with the job's overrides,
+    job number and id set, and the sweep directory resolved (a later resolution would read ``${now:}`` anew)."""
+    from omegaconf import open_dict
+
+    config = hydra_context.config_loader.load_sweep_config(primary, list(overrides))
+    with open_dict(config):
+        config.hydra.job.id = number
+        config.hydra.job.num = number
+        config.hydra.sweep.dir = sweep_dir
+    return config
+
+
 def run_sweep_job(spec: SweepJobSpec) -> None:
     """Child entry: run one multirun job as Hydra's basic launcher does, then exit 0 if it completed, 1 (with
     the traceback in its output) if the task raised."""
+    entered, preloaded = time.time(), set(sys.modules)
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobStatus, run_job, setup_globals
 
     prepare_child(spec.output, spec.env)
     setup_globals()  # Hydra's OmegaConf resolvers (now, hydra, ...): closures, so not sent but registered again
     Singleton._instances = spec.singleton_instances
-    result = run_job(
-        hydra_context=spec.hydra_context,
-        task_function=task_function(spec.task_module, spec.task_name),
-        config=spec.config,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    try:
+        config = spec.config
+        if config is None:
+            config = job_config(spec.hydra_context, spec.primary, spec.overrides, spec.number, spec.sweep_dir)
+        result = run_job(
+            hydra_context=spec.hydra_context,
+            task_function=task_function(spec.task_module, spec.task_name),
+            config=config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    finally:
+        record_process(spec.output.parent, preloaded, entered)
     if result.status != JobStatus.COMPLETED:
         error = result._return_value
         traceback.print_exception(type(error), error, error.__traceback__)

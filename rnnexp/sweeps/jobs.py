@@ -8,9 +8,8 @@ from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-
-from rnnexp.lifecycle.launch import in_multirun
 
 # Overrides the Optuna sweeper adds to every trial's job: plumbing, not choices worth showing. (Sweeps made
 # before issue 23 also added num_threads; it is shown now: a sweep may vary it on purpose.)
@@ -88,6 +87,13 @@ def varying_keys(sweep_dir: Path) -> set[str] | None:
         if override.is_sweep_override():
             keys.add(override.get_key_element())
     return keys
+
+
+def in_multirun() -> bool:
+    """Whether this process runs one job of a Hydra sweep (``-m``) rather than a single run (as
+    ``rnnexp.lifecycle.launch.in_multirun``; this module is read by sweep summaries and reviews, which must
+    not import torch and Lightning for it)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def sweep_job(cfg: DictConfig) -> SweepJob | None:

@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
+from omegaconf._utils import get_yaml_loader
 
 from rnnexp.errors import DataError
 from rnnexp.lifecycle.environment import differing_keys, environment_differences
@@ -67,6 +69,26 @@ def parse_overrides(overrides: list[str]) -> dict[str, Any]:
     return values
 
 
+class FastYamlLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """OmegaConf's YAML reading rules (its float and no-timestamp resolvers, its constructors) on libyaml's C
+    parser: a job's config.yaml reads ~20x faster than with ``OmegaConf.load``, which a sweep's summary
+    otherwise spends most of its time in (two files per job). The values are the same (compared on every
+    file a sweep writes); OmegaConf's duplicate-key check is left out, as these files are OmegaConf's own
+    output."""
+
+
+FastYamlLoader.yaml_implicit_resolvers = get_yaml_loader().yaml_implicit_resolvers
+FastYamlLoader.yaml_constructors = dict(get_yaml_loader().yaml_constructors)
+
+
+def read_yaml(path: Path) -> Any:
+    """A YAML file a run wrote (config.yaml, .hydra/overrides.yaml, multirun.yaml) as plain containers:
+    ``OmegaConf.to_container(OmegaConf.load(path))``, faster; an empty file gives ``{}``."""
+    with open(path, encoding="utf-8") as file:
+        data = yaml.load(file, Loader=FastYamlLoader)
+    return {} if data is None else data
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -93,10 +115,10 @@ def load_job(run_dir: Path, sweep_dir: Path, prefix: str = "") -> JobRecord:
     config_file = run_dir / "config.yaml"  # resolved by rnnexp; .hydra/config.yaml always exists
     if not config_file.is_file():
         config_file = run_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
+    config = read_yaml(config_file) if config_file.is_file() else {}
     overrides_file = run_dir / ".hydra" / "overrides.yaml"
     if overrides_file.is_file():
-        overrides = OmegaConf.to_container(OmegaConf.load(overrides_file))
+        overrides = read_yaml(overrides_file)
     else:  # killed before Hydra set the job up: the launcher's record of it
         overrides = (read_json(run_dir / "launch.json") or {}).get("overrides", [])
     return JobRecord(
@@ -125,7 +147,9 @@ def sweep_direction(sweep_dir: Path, jobs: list[JobRecord]) -> str:
     """``max`` or ``min`` for the objective: the Optuna direction when there is one, else the monitor mode."""
     multirun = sweep_dir / "multirun.yaml"
     if multirun.is_file():
-        direction = OmegaConf.select(OmegaConf.load(multirun), "hydra.sweeper.direction", default=None)
+        direction = OmegaConf.select(
+            OmegaConf.create(read_yaml(multirun)), "hydra.sweeper.direction", default=None
+        )
         if isinstance(direction, str):
             return "max" if direction.startswith("max") else "min"
     modes = [job.config.get("monitor", {}).get("mode") for job in jobs if job.config]

@@ -7,7 +7,6 @@ import base64
 import html
 import io
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure, SubFigure
 from omegaconf import OmegaConf
-from rich.console import Console
-from rich.table import Table
 
 from rnnexp.errors import DataError
 from rnnexp.sweeps.comparison import compare_groups, plot_group_curves
+from rnnexp.sweeps.console import print_runs_table, terminal  # noqa: F401  (re-exported: review, tests)
 from rnnexp.sweeps.records import (
     best_run,
     curve_metrics,
@@ -198,30 +196,3 @@ def check_report_path(out: str | Path) -> Path:
     if out.suffix.lower() not in (".png", ".html", ".htm"):
         raise DataError(f"--out {out}: the report is written as .html or .png; name the file accordingly.")
     return out
-
-
-def print_runs_table(runs: pd.DataFrame, console: Console) -> None:
-    """The runs table on the terminal (swept parameters, objective, time), then why each failed job failed
-    (a pruned job is not a failure: its status says so)."""
-    params = swept_parameters(runs)
-    short = {p: p.rsplit(".", 1)[-1] for p in params}
-    if len(set(short.values())) < len(short):  # e.g. model.dropout and task.dropout: keep full names
-        short = {p: p for p in params}
-    table = Table(title=f"{len(runs)} jobs, objective {runs.attrs.get('optimized_metric')}")
-    for column in ("job", "status", *short.values(), "objective", "time (s)"):
-        table.add_column(column)
-    for _, row in runs.iterrows():
-        cells = [row["job"], row["status"], *(row[p] for p in params), row["objective"], row["duration_s"]]
-        table.add_row(*("" if pd.isna(c) else f"{c:.3g}" if isinstance(c, float) else str(c) for c in cells))
-    console.print(table)
-    for line in runs.attrs.get("environment_differences", []):
-        console.print(f"[yellow]warning[/]: {line}; results differ for that reason too", highlight=False)
-    for _, row in runs[~runs["status"].isin(["completed", "pruned"])].iterrows():
-        console.print(
-            f"job {row['job']} {row['status']}: {row['error'] or 'no error recorded'}", highlight=False
-        )
-
-
-def terminal() -> Console:
-    """A console for tables: the terminal's width, or 160 columns when the output goes to a file or a log."""
-    return Console() if sys.stdout.isatty() else Console(width=160)

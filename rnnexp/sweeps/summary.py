@@ -46,25 +46,26 @@ class SweepSummary(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Print the summary, then end the process with status 1 if any job failed (0: every job
         completed or was pruned), as grids and Optuna searches both document it."""
+        runs = None
         try:
-            failed = self.print_summary(config)
+            failed, runs = self.print_summary(config)
         except Exception as err:  # a summary must never turn a finished sweep into a failed one
             log.warning("Could not summarise the sweep (%s: %s).", type(err).__name__, err)
             failed = 0
         try:
-            summarize_groups(Path(config.hydra.sweep.dir))
+            summarize_groups(Path(config.hydra.sweep.dir), runs)
         except Exception as err:
             log.warning("Could not compare the sweep's groups (%s: %s).", type(err).__name__, err)
         if failed:
             log.error("%d of the sweep's jobs failed (listed above); exit status 1.", failed)
             raise SystemExit(1)  # not an Exception: Hydra passes it through, no traceback
 
-    def print_summary(self, config: DictConfig) -> int:
+    def print_summary(self, config: DictConfig) -> tuple[int, Any]:
         """Print the jobs table, the failed jobs' reasons, the best job and the review command; return the
-        number of failed jobs."""
-        # Imported when a sweep ends, not when every single run starts: pandas and matplotlib cost ~1 s.
+        number of failed jobs and the runs table (``load_sweep``'s, read once for the groups too)."""
+        # Imported when a sweep ends, not when every single run starts: pandas costs ~0.5 s.
+        from rnnexp.sweeps.console import print_runs_table, terminal
         from rnnexp.sweeps.records import best_run, load_sweep, optimization_results
-        from rnnexp.sweeps.report import print_runs_table, terminal
 
         sweep_dir = Path(config.hydra.sweep.dir)
         console = terminal()
@@ -84,16 +85,17 @@ class SweepSummary(Callback):
             console.print(f"[bold]best parameters[/]: {optuna_best.get('best_params')}")
             console.print(f"saved in {sweep_dir / 'optimization_results.yaml'}")
         console.print(f"review: python -m rnnexp.review {sweep_dir} --out {sweep_dir / 'report.html'}")
-        return int((runs["status"] == "failed").sum()) if len(runs) else 0
+        return (int((runs["status"] == "failed").sum()) if len(runs) else 0), runs
 
 
-def summarize_groups(sweep_dir: Path) -> None:
-    """Print the replicate groups of the sweep (``rnnexp.sweeps.comparison``) and write comparison.csv/.json."""
+def summarize_groups(sweep_dir: Path, runs: Any = None) -> None:
+    """Print the replicate groups of the sweep (``rnnexp.sweeps.comparison``) and write comparison.csv/.json;
+    ``runs``: the sweep's ``load_sweep`` table when the caller has read it already."""
     from rnnexp.sweeps.comparison import compare_groups, print_comparison, write_comparison
+    from rnnexp.sweeps.console import terminal
     from rnnexp.sweeps.records import load_sweep
-    from rnnexp.sweeps.report import terminal
 
-    table = compare_groups(load_sweep(sweep_dir))
+    table = compare_groups(load_sweep(sweep_dir) if runs is None else runs)
     print_comparison(table, terminal())
     csv_path, _ = write_comparison(table, sweep_dir)
     log.info("group comparison saved in %s and comparison.json", csv_path)

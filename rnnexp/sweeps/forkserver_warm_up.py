@@ -1,0 +1,44 @@
+"""Imported last by the sweep forkserver (``rnnexp.sweeps.job_processes.WARM_UP``), after the modules every
+job needs: imports the batch's own modules, then makes the imported state cheap to share with the jobs.
+
+The batch's modules: a launcher starts the forkserver as early as it can (before Hydra has composed the jobs'
+configs), so the forkserver's imports of torch and Lightning overlap that work; the modules of the jobs'
+``_target_``s are known only later. When ``RNNEXP_FORKSERVER_MORE_MODULES`` names a file, this waits for it
+(``job_processes.send_more_modules``; at most 10 minutes, and not after the sweep's process has gone) and
+imports every module it lists, skipping those that fail as the forkserver skips its own.
+
+``gc.freeze()`` moves every object the imports made (torch, Lightning, Hydra: millions of them) into the
+garbage collector's permanent generation. A forked job then never walks them in a collection; without it, the
+job's first full collection touches every object's header, which copies much of the forkserver's memory into
+the job page by page (copy-on-write).
+
+Nothing else runs here on purpose: no torch operation (it could start OpenMP's thread pool, which a fork
+does not carry), no logging set-up, no Hydra state; each job starts from the state of a fresh ``import``.
+"""
+
+import contextlib
+import gc
+import importlib
+import os
+import time
+
+
+def import_more_modules(path: str, timeout_s: float = 600.0) -> None:
+    parent, deadline = os.getppid(), time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline or os.getppid() != parent:  # no batch is coming
+            return
+        time.sleep(0.02)
+    with open(path, encoding="utf-8") as file:
+        names = file.read().split()
+    for name in names:
+        # As the forkserver's own preload: a module that fails is skipped; a job that needs it fails with the
+        # real error.
+        with contextlib.suppress(Exception):
+            importlib.import_module(name)
+
+
+if os.environ.get("RNNEXP_FORKSERVER_MORE_MODULES"):
+    import_more_modules(os.environ["RNNEXP_FORKSERVER_MORE_MODULES"])
+gc.collect()
+gc.freeze()
