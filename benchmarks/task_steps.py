@@ -89,7 +89,8 @@ def write_tagged_sentences(path: Path, sentences: int, seed: int = 0) -> Path:
     return path
 
 
-# Each task's datamodule's default batch size (conf/datamodule/*.yaml); the benchmark states it explicitly.
+# The datamodules' default batch sizes when the recorded numbers were measured (conf/datamodule/*.yaml); the
+# benchmark states them explicitly. Issue 23 has since changed several (BENCHMARKS.md, "Defaults").
 BATCH_SIZES = {"classifier": 128, "regressor": 64, "regressor_carried": 64, "language_model": 64,
                "forecaster": 64, "translator": 128, "captioner": 128, "value_regressor": 50,
                "copy_memory": 128, "text_classifier": 32, "tagger": 32}  # fmt: skip

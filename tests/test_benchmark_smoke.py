@@ -130,7 +130,7 @@ def test_the_lightning_path_is_the_default_mnist_rows_config_with_clipping_on(tm
         "classifier", "lstm", 128, tmp_path / "data", tmp_path / "run", 3, "cpu"
     )
     assert cfg.datamodule._target_.endswith("MnistRows") and cfg.model.cell == "lstm"
-    assert cfg.datamodule.batch_size == 128  # the datamodule's default
+    assert cfg.datamodule.batch_size == 128  # the benchmark's batch (mnist_rows' default: 64)
     assert cfg.trainer.gradient_clip_val == 1.0  # the plain loop clips the same way (clip_gradients)
     assert cfg.trainer.max_steps == 3 and cfg.trainer.limit_val_batches == 0
     # What runs each step stays in: the default callbacks minus checkpoints, early stopping and progress bar.

@@ -63,3 +63,22 @@ def test_searched_datamodule_defaults_compose_and_the_user_or_a_recipe_still_cho
     recipe = make_cfg("experiment=adding_problem")
     assert recipe.optimizer._target_ == "torch.optim.Adam" and recipe.optimizer.lr == 1e-3
     assert make_cfg("datamodule=sine").optimizer.lr == 3e-3  # the global rate elsewhere
+
+
+def test_part_two_defaults_set_model_keys_a_user_or_recipe_still_overrides(make_cfg):
+    """The image and text datamodules' searched defaults (BENCHMARKS.md "Second pass") reach the composed
+    config, including the model keys two of them set (text_classes: mean pooling; tagging: bidirectional),
+    whatever cell is chosen; a command-line value or a recipe still wins."""
+    rows, pixels = make_cfg("datamodule=mnist_rows"), make_cfg("datamodule=mnist_pixels")
+    assert rows.datamodule.batch_size == 64 and rows.scheduler._target_.endswith("CosineAnnealingLR")
+    assert pixels.datamodule.batch_size == 64
+    assert make_cfg("datamodule=image_captions").datamodule.batch_size == 128  # the previous default won
+    texts = make_cfg("datamodule=text_classes", "model=gru")
+    assert texts.model.cell == "gru" and texts.model.pooling == "mean" and texts.datamodule.batch_size == 16
+    assert make_cfg("datamodule=text_classes", "model.pooling=last").model.pooling == "last"
+    tags = make_cfg("datamodule=tagging")
+    assert tags.model.bidirectional is True and tags.datamodule.batch_size == 8
+    assert make_cfg("datamodule=tagging", "model.bidirectional=false").model.bidirectional is False
+    recipe = make_cfg("experiment=turkish_web_pos")
+    assert recipe.datamodule.batch_size == 32 and recipe.model.hidden_size == 64
+    assert make_cfg("datamodule=sine").model.pooling == "last"  # the model's own default elsewhere

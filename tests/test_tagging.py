@@ -162,6 +162,7 @@ def test_a_small_treebank_is_learned_beyond_the_most_frequent_tag(make_cfg, tmp_
 def test_cli_run_and_predict_tags_next_to_tokens(tmp_path):
     path = write_columns(tmp_path / "train.txt", tagged_sentences(200))
     result = run("train.py", "datamodule=tagging", f"datamodule.path={path}", "model.bidirectional=true",
+                 "datamodule.batch_size=32",  # the default when this test was written (issue 23 made it 8)
                  "model.hidden_size=32", "task.embedding_dim=16", "optimizer.lr=0.01", "trainer.max_epochs=3",
                  "print_config=false", "~callbacks.progress_bar", "num_threads=1",
                  f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
