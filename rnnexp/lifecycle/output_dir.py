@@ -3,6 +3,7 @@ run (or the sweep) with one paragraph naming the key that chose it."""
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class CheckOutputDir(Callback):
         # Hydra sets its config (what `${hydra:runtime.cwd}` reads, e.g. in paths.root_dir) only when a job
         # starts; the sweeper reads hydra.sweep.dir before that, so a multirun without an explicit
         # hydra.sweep.dir would die on "HydraConfig was not set". Set it from the sweep's config now.
-        HydraConfig.instance().set_config(config)
+        # A copy: set_config makes the `hydra` node of the config it is given read-only, and sweepers still
+        # write to theirs (e.g. an absolute hydra.sweep.dir).
+        HydraConfig.instance().set_config(copy.deepcopy(config))
         with explained_exit():
             make_writable_dir(config.hydra.sweep.dir, "hydra.sweep.dir")

@@ -24,7 +24,11 @@ import time
 
 
 def import_more_modules(path: str, timeout_s: float = 600.0) -> None:
-    parent, deadline = os.getppid(), time.monotonic() + timeout_s
+    # The sweep's pid as the launcher recorded it: when the sweep died before this runs (e.g. a config error
+    # while the forkserver was importing torch), os.getppid() already names whoever adopted us, and waiting
+    # would hold the sweep's stdout pipe open for the whole timeout.
+    parent = int(os.environ.get("RNNEXP_FORKSERVER_PARENT", os.getppid()))
+    deadline = time.monotonic() + timeout_s
     while not os.path.exists(path):
         if time.monotonic() > deadline or os.getppid() != parent:  # no batch is coming
             return

@@ -64,6 +64,7 @@ TARGET_IMPORTS = {
 # objects instead of copying them (see the module).
 WARM_UP = "rnnexp.sweeps.forkserver_warm_up"
 MORE_MODULES_ENV = "RNNEXP_FORKSERVER_MORE_MODULES"
+PARENT_ENV = "RNNEXP_FORKSERVER_PARENT"  # the pid whose exit means no batch is coming
 # Packages a forked job should find imported (each costs 0.1-4 s): the tests check that a job imports none of
 # them itself, nor any rnnexp module (those of its `_target_`s are preloaded).
 HEAVY_PACKAGES = ("torch", "pytorch_lightning", "lightning_fabric", "torchmetrics", "numpy", "pandas",
@@ -123,10 +124,12 @@ def job_context(
 
     if more_modules_file is not None:
         os.environ[MORE_MODULES_ENV] = str(more_modules_file)  # the forkserver reads its environment once
+        os.environ[PARENT_ENV] = str(os.getpid())
     try:
         forkserver.ensure_running()
     finally:
         os.environ.pop(MORE_MODULES_ENV, None)
+        os.environ.pop(PARENT_ENV, None)
     return context
 
 
