@@ -28,6 +28,7 @@ from rnnexp.lifecycle.launch import ReportProgress, fit_progress, in_multirun, s
 from rnnexp.lifecycle.output_dir import make_writable_dir
 from rnnexp.lifecycle.resume import config_changes, continue_csv_logs, resolve_ckpt_path
 from rnnexp.lifecycle.run_end import ValidateAtRunEnd, validated_at_step
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks_of
 from rnnexp.lifecycle.validation_size import CheckValidationBatches
 from rnnexp.models.recurrent import RecurrentSpec
 from rnnexp.sweeps.dashboards import log_hparams_with_metrics
@@ -121,6 +122,8 @@ def build_experiment(cfg: DictConfig, callbacks: list[pl.Callback] | None = None
         strategy=strategy,
         precision=precision,
     )
+    for callback in trainer.callbacks:  # Lightning's and a user's callbacks too, not only rnnexp's
+        skip_unused_batch_hooks_of(callback)
     return Experiment(spec, datamodule, trainer, build_task(cfg, spec, datamodule))
 
 

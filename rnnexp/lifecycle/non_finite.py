@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import pytorch_lightning as pl
 import torch
@@ -53,7 +54,9 @@ class NonFiniteLossGuard(pl.Callback):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, loss: torch.Tensor
     ) -> None:
         self.bad_loss = None
-        if torch.isfinite(loss).all():
+        # A scalar loss is read with one .item() (on a GPU the same wait for the device as bool(), on a CPU
+        # a fraction of a microsecond against two tensor operations).
+        if math.isfinite(loss.item()) if loss.numel() == 1 else bool(torch.isfinite(loss).all()):
             return
         if self.action == "skip":
             # Backward still runs; the update is dropped in on_before_optimizer_step.

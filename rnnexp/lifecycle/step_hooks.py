@@ -4,7 +4,9 @@ Lightning dispatches every per-batch hook (six per training step) to every callb
 the callback's ``state_key`` and opens a profiler context before calling even ``pl.Callback``'s empty
 method: a few microseconds per callback and hook, over a hundred per step for rnnexp's default callbacks. Its
 dispatch skips an attribute that is not callable (``if callable(fn)`` in ``trainer/call.py``), so a hook a
-callback does not use is set to None on its class, and that callback then costs nothing in that hook.
+callback does not use is set to None on its class (rnnexp's callbacks: ``skip_unused_batch_hooks``) or on the
+instance (every callback a run's Trainer holds, Lightning's and a user's too: ``skip_unused_batch_hooks_of``),
+and that callback then costs nothing in that hook.
 """
 
 from __future__ import annotations
@@ -27,12 +29,25 @@ PER_BATCH_HOOKS = (
 )
 
 
+def unused_batch_hooks(cls: type) -> list[str]:
+    """The per-batch hooks ``cls`` inherits unchanged from ``pl.Callback`` (empty methods)."""
+    return [name for name in PER_BATCH_HOOKS if getattr(cls, name, None) is getattr(pl.Callback, name)]
+
+
 def skip_unused_batch_hooks(cls: type[pl.Callback]) -> type[pl.Callback]:
     """Class decorator: each per-batch hook ``cls`` inherits unchanged from ``pl.Callback`` becomes None."""
-    for name in PER_BATCH_HOOKS:
-        if getattr(cls, name) is getattr(pl.Callback, name):
-            setattr(cls, name, None)
+    for name in unused_batch_hooks(cls):
+        setattr(cls, name, None)
     return cls
+
+
+def skip_unused_batch_hooks_of(callback: pl.Callback) -> pl.Callback:
+    """The same for one instance of any callback class (e.g. Lightning's ``LearningRateMonitor``, which acts
+    in one per-batch hook and inherits the other five training hooks): the instance's attribute shadows the
+    class's empty method; the class, and every other instance of it, are untouched."""
+    for name in unused_batch_hooks(type(callback)):
+        setattr(callback, name, None)
+    return callback
 
 
 def dispatched_batch_hooks(callback: pl.Callback) -> list[str]:

@@ -23,6 +23,7 @@ from pytorch_lightning.trainer.states import TrainerFn
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 
 
 def is_fit_validation(trainer: pl.Trainer) -> bool:
@@ -53,6 +54,7 @@ def skip_a_validated_step(trainer: pl.Trainer, validated_step: int | None) -> No
     loop._skip_next_val = True
 
 
+@skip_unused_batch_hooks
 class StepSchedulersAtValidation(pl.Callback):
     """Steps every LR scheduler once after each validation of the fit: ``ReduceLROnPlateau`` on that
     validation's value of its monitor, the others without a value (cosine's ``T_max`` counts validations).

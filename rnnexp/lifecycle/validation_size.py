@@ -9,8 +9,10 @@ import math
 import pytorch_lightning as pl
 
 from rnnexp.errors import ConfigError
+from rnnexp.lifecycle.step_hooks import skip_unused_batch_hooks
 
 
+@skip_unused_batch_hooks
 class CheckValidationBatches(pl.Callback):
     """Refuses a fraction of the validation split that rounds down to zero batches (Lightning takes
     ``int(batches * fraction)``); the fix names the smallest fraction that keeps one batch."""
