@@ -1,5 +1,6 @@
 """Imported last by the sweep forkserver (``rnnexp.sweeps.job_processes.WARM_UP``), after the modules every
-job needs: imports the batch's own modules, then makes the imported state cheap to share with the jobs.
+job needs: imports the batch's own modules, pays every job's first calls once, then makes the imported state
+cheap to share with the jobs.
 
 The batch's modules: a launcher starts the forkserver as early as it can (before Hydra has composed the jobs'
 configs), so the forkserver's imports of torch and Lightning overlap that work; the modules of the jobs'
@@ -12,8 +13,12 @@ garbage collector's permanent generation. A forked job then never walks them in 
 job's first full collection touches every object's header, which copies much of the forkserver's memory into
 the job page by page (copy-on-write).
 
-Nothing else runs here on purpose: no torch operation (it could start OpenMP's thread pool, which a fork
-does not carry), no logging set-up, no Hydra state; each job starts from the state of a fresh ``import``.
+The first calls: what a process pays the first time it trains (torch's first LSTM call, the first backward
+and optimizer step, Lightning's ``isinstance`` caches, the first checkpoint, antlr's parser caches), run once
+here by ``rnnexp.sweeps.first_calls.pay_first_calls`` with torch at 1 thread (no OpenMP thread pool, which a
+fork does not carry); it leaves no file, Hydra state, logging set-up, random state or CUDA initialisation
+behind (see that module), so each job still starts from the state of a fresh ``import``. When it fails, the
+jobs pay their own first calls.
 """
 
 import contextlib
@@ -23,7 +28,8 @@ import os
 import time
 
 
-def import_more_modules(path: str, timeout_s: float = 600.0) -> None:
+def import_more_modules(path: str, timeout_s: float = 600.0) -> bool:
+    """Import the modules listed in ``path`` once it appears; False when no batch is coming."""
     # The sweep's pid as the launcher recorded it: when the sweep died before this runs (e.g. a config error
     # while the forkserver was importing torch), os.getppid() already names whoever adopted us, and waiting
     # would hold the sweep's stdout pipe open for the whole timeout.
@@ -31,7 +37,7 @@ def import_more_modules(path: str, timeout_s: float = 600.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not os.path.exists(path):
         if time.monotonic() > deadline or os.getppid() != parent:  # no batch is coming
-            return
+            return False
         time.sleep(0.02)
     with open(path, encoding="utf-8") as file:
         names = file.read().split()
@@ -40,9 +46,18 @@ def import_more_modules(path: str, timeout_s: float = 600.0) -> None:
         # real error.
         with contextlib.suppress(Exception):
             importlib.import_module(name)
+    return True
 
 
+batch_coming = True
 if os.environ.get("RNNEXP_FORKSERVER_MORE_MODULES"):
-    import_more_modules(os.environ["RNNEXP_FORKSERVER_MORE_MODULES"])
+    batch_coming = import_more_modules(os.environ["RNNEXP_FORKSERVER_MORE_MODULES"])
+# As a failed import, a failure here is skipped: each job then pays its own first calls, or fails with the
+# real error.
+with contextlib.suppress(Exception):
+    if batch_coming:
+        from rnnexp.sweeps.first_calls import pay_first_calls
+
+        pay_first_calls()
 gc.collect()
 gc.freeze()

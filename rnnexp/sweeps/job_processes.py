@@ -3,9 +3,10 @@ imported them once forks every job (Python's ``multiprocessing`` "forkserver" wi
 
 A forked job is a separate process, as ``python train.py ...`` was: a job that crashes, exits or is killed
 (SIGKILL) takes only itself down, and the sweep sees its exit code (negative: the signal). The forkserver
-itself imports modules but runs nothing, so every job starts from the same clean state (no Hydra singleton,
-no torch thread pool, no logging set up). ``preload=False`` starts each job in a fresh interpreter instead
-("spawn"): the start-up cost of a plain subprocess, kept for comparison and for platforms without fork.
+imports modules and pays a job's first calls once (a tiny fit, ``rnnexp.sweeps.first_calls``) but keeps no
+state from it, so every job starts from the same clean state (no Hydra singleton, no torch thread pool, no
+logging set up). ``preload=False`` starts each job in a fresh interpreter instead ("spawn"): the start-up
+cost of a plain subprocess, kept for comparison and for platforms without fork.
 
 Two child entries: ``run_command`` runs a script's command line (the Optuna sweeper's trials: a single run
 with its own ``hydra.run.dir``), ``run_sweep_job`` runs one job of a Hydra launcher's batch exactly as Hydra's
