@@ -14,15 +14,16 @@ job's first full collection touches every object's header, which copies much of 
 the job page by page (copy-on-write).
 
 The first calls: what a process pays the first time it trains (torch's first LSTM call, the first backward
-and optimizer step, Lightning's ``isinstance`` caches, the first checkpoint, antlr's parser caches), run once
+and optimizer step, Lightning's ``isinstance`` caches, the first checkpoint), run once
 here by ``rnnexp.sweeps.first_calls.pay_first_calls`` with torch at 1 thread (no OpenMP thread pool, which a
 fork does not carry); it leaves no file, Hydra state, logging set-up, random state or CUDA initialisation
 behind (see that module), so each job still starts from the state of a fresh ``import``. When it fails, the
-jobs pay their own first calls.
+jobs pay their own first calls; on a GPU host (``gpu_host``) it is not run.
 """
 
 import contextlib
 import gc
+import glob
 import importlib
 import os
 import time
@@ -49,13 +50,20 @@ def import_more_modules(path: str, timeout_s: float = 600.0) -> bool:
     return True
 
 
+def gpu_host() -> bool:
+    """Whether this machine has an NVIDIA device node. There the first calls are not paid: a job's first CUDA
+    calls dominate its start-up and cannot be made before a fork, and Lightning's device probe, which asks NVML,
+    would fall back to initialising CUDA here if NVML failed, leaving the forked jobs unable to use it."""
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/nvidiactl")
+
+
 batch_coming = True
 if os.environ.get("RNNEXP_FORKSERVER_MORE_MODULES"):
     batch_coming = import_more_modules(os.environ["RNNEXP_FORKSERVER_MORE_MODULES"])
 # As a failed import, a failure here is skipped: each job then pays its own first calls, or fails with the
 # real error.
 with contextlib.suppress(Exception):
-    if batch_coming:
+    if batch_coming and not gpu_host():
         from rnnexp.sweeps.first_calls import pay_first_calls
 
         pay_first_calls()
