@@ -115,3 +115,20 @@ def test_a_task_clips_with_the_norm_it_logged_and_lightning_does_not_take_it_aga
     assert results["global_step"] == 4 and calls == {"norm": 0, "value": 0}
     results, _ = train(make_cfg(*small, "trainer.gradient_clip_algorithm=value"))
     assert calls == {"norm": 0, "value": 4}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize(
+    ("value", "weight"), [(0.3, 257), (float("nan"), float("inf")), (1.5, True), (0.7, 3.25)]
+)
+def test_a_scalar_loss_enters_its_mean_as_update_would_for_any_state_dtype_and_weight(dtype, value, weight):
+    """The scalar fast path stays bit-identical: 16-bit states and infinite weights take the general path."""
+    fast, reference = MeanMetric().to(dtype), MeanMetric().to(dtype)
+    accumulate(fast, torch.tensor(value), weight=weight)
+    with pytest.warns(UserWarning) if value != value else _no_warning():
+        reference.update(torch.tensor(value), weight=weight)
+    got, want = states(fast), states(reference)
+    assert all(torch.equal(got[key], want[key]) for key in want), (
+        got,
+        want,
+    )  # bit for bit (0/0 computes NaN)

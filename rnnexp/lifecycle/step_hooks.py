@@ -45,8 +45,14 @@ def skip_unused_batch_hooks_of(callback: pl.Callback) -> pl.Callback:
     """The same for one instance of any callback class (e.g. Lightning's ``LearningRateMonitor``, which acts
     in one per-batch hook and inherits the other five training hooks): the instance's attribute shadows the
     class's empty method; the class, and every other instance of it, are untouched."""
+    bound = vars(callback) if hasattr(callback, "__dict__") else {}
     for name in unused_batch_hooks(type(callback)):
-        setattr(callback, name, None)
+        if name in bound:  # set on the instance (Lightning's LambdaCallback, a hook bound in __init__): kept
+            continue
+        try:
+            setattr(callback, name, None)
+        except (AttributeError, TypeError):  # a frozen or slotted callback: dispatched as before
+            return callback
     return callback
 
 

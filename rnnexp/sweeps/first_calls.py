@@ -101,17 +101,23 @@ def pay_first_calls() -> None:
     import numpy as np
     import torch
 
-    # Before any torch operation: one thread, so no OpenMP thread pool, which a fork would not carry.
+    # Before any torch operation: one thread, so no OpenMP thread pool, which a fork would not carry. The
+    # count is put back afterwards (setting it starts no pool): a job sets its own, and one that does not gets
+    # the count it would have had.
+    threads = torch.get_num_threads()
     torch.set_num_threads(1)
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    with (
-        output_discarded(),
-        tempfile.TemporaryDirectory(prefix="rnnexp-first-calls-") as root,
-        torch.random.fork_rng(devices=[]),  # devices=[]: no CUDA call
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore")
-        fit_first_tasks(root)
-    random.setstate(python_state)
-    np.random.set_state(numpy_state)
-    forget_shown_warnings()
+    try:
+        with (
+            output_discarded(),
+            tempfile.TemporaryDirectory(prefix="rnnexp-first-calls-") as root,
+            torch.random.fork_rng(devices=[]),  # devices=[]: no CUDA call
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            fit_first_tasks(root)
+    finally:  # also when the fit failed (the forkserver then goes on without it)
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        forget_shown_warnings()
+        torch.set_num_threads(threads)

@@ -22,10 +22,12 @@ jobs pay their own first calls; on a GPU host (``gpu_host``) it is not run.
 """
 
 import contextlib
+import ctypes.util
 import gc
 import glob
 import importlib
 import os
+import sys
 import time
 
 
@@ -51,10 +53,17 @@ def import_more_modules(path: str, timeout_s: float = 600.0) -> bool:
 
 
 def gpu_host() -> bool:
-    """Whether this machine has an NVIDIA device node. There the first calls are not paid: a job's first CUDA
-    calls dominate its start-up and cannot be made before a fork, and Lightning's device probe, which asks NVML,
-    would fall back to initialising CUDA here if NVML failed, leaving the forked jobs unable to use it."""
-    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/nvidiactl")
+    """Whether this machine may have a GPU the jobs could use: not Linux (macOS's Metal), or a GPU driver or
+    device node (NVIDIA's driver library or nodes, Jetson's, ROCm's ``/dev/kfd``, WSL2's ``/dev/dxg``). There the
+    first calls are not paid: a job's first GPU calls dominate its start-up and cannot be made before a fork, and
+    Lightning's device probe (which a CPU Trainer runs too) could initialise the driver here, where NVML cannot
+    answer it, leaving the forked jobs unable to use the GPU."""
+    nodes = ("/dev/nvidia[0-9]*", "/dev/nvidiactl", "/dev/nvhost-*", "/dev/kfd", "/dev/dxg")
+    return (
+        not sys.platform.startswith("linux")
+        or any(glob.glob(pattern) for pattern in nodes)
+        or ctypes.util.find_library("cuda") is not None
+    )
 
 
 batch_coming = True
