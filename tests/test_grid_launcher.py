@@ -188,6 +188,10 @@ def test_the_forkserver_stops_waiting_for_the_batch_when_its_sweep_has_gone(tmp_
         "RNNEXP_FORKSERVER_PARENT": sweep.stdout.strip(),  # a sweep process that has already exited
     }
     started = time.monotonic()
-    warm_up = subprocess.run([sys.executable, "-c", f"import {WARM_UP}"], cwd=ROOT, env=env, timeout=120)
-    assert warm_up.returncode == 0
+    code = f"import sys, {WARM_UP}; print('torch' in sys.modules)"
+    warm_up = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert warm_up.returncode == 0, warm_up.stderr[-2000:]
     assert time.monotonic() - started < 60
+    assert warm_up.stdout.split() == ["False"]  # and no first calls paid for jobs that will never come
