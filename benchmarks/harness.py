@@ -8,6 +8,7 @@ import argparse
 import logging
 import os
 import statistics
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -26,13 +27,15 @@ CELLS = ("rnn", "lstm", "gru")
 
 @dataclass(frozen=True)
 class Timing:
-    """One timed run of ``steps`` steps over ``items`` items (images, characters); ``cpu_s`` is this
-    process's CPU time over all its threads, which other processes on a busy machine do not inflate."""
+    """One timed run of ``steps`` steps over ``items`` items (images, characters); ``cpu_s`` is the CPU time
+    of the work timed (a window: the process's, all threads; a relay: the path's own thread's), which other
+    processes on a busy machine do not inflate."""
 
     steps: int
     items: int
     wall_s: float
     cpu_s: float
+    left_out: int = 0  # a relay's rounds left out as outliers (``Relay``)
 
     @property
     def per_s(self) -> float:
@@ -73,6 +76,12 @@ class CellResult:
         return statistics.median(other.per_cpu_s / base.per_cpu_s for other, base in pairs)
 
 
+def _sync(device: torch.device) -> None:
+    """Wait for the device's queued work, so a clock read after it counts that work."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 class Stopwatch:
     """Wall and CPU clocks started and stopped together, after the device has finished its queued work."""
 
@@ -80,37 +89,191 @@ class Stopwatch:
         self.device = device
         self.wall = self.cpu = 0.0
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def start(self) -> None:
-        self._sync()
+        _sync(self.device)
         self.wall, self.cpu = time.perf_counter(), time.process_time()
 
     def stop(self, steps: int, items: int) -> Timing:
-        self._sync()
+        _sync(self.device)
         return Timing(steps, items, time.perf_counter() - self.wall, time.process_time() - self.cpu)
 
 
-class StepClock(pl.Callback):
-    """Times the training steps after ``warmup``: from the end of step warmup-1 to the end of the last step,
-    so each timed step includes its batch fetch, transfer, hooks and logging. The step count is the
-    optimizer steps the Trainer made in between, not the number asked for."""
+class WindowClock:
+    """Times the steps after ``warmup`` as one window: from the end of step ``warmup`` to the end of step
+    ``warmup + steps``, so each timed step includes its batch fetch, transfer, hooks and logging."""
 
     def __init__(self, warmup: int, steps: int, items_per_step: int, device: torch.device):
-        self.warmup, self.last, self.items_per_step = warmup, warmup + steps - 1, items_per_step
+        self.warmup, self.steps, self.items_per_step = warmup, steps, items_per_step
         self.stopwatch = Stopwatch(device)
-        self.first_step = 0
-        self.timing: Timing | None = None
+        self.done = 0
+        self._timing: Timing | None = None
+
+    def step_done(self) -> None:
+        self.done += 1
+        if self.done == self.warmup:
+            self.stopwatch.start()
+        elif self.done == self.warmup + self.steps:
+            self._timing = self.stopwatch.stop(self.steps, self.steps * self.items_per_step)
+
+    def timing(self) -> Timing:
+        if self._timing is None:
+            raise RuntimeError(f"{self.done} steps ran, {self.warmup + self.steps} were to be timed")
+        return self._timing
+
+
+class Relay:
+    """Trains several paths at the same time, one step each in turn, so that they share the machine to within a
+    step (milliseconds) instead of runs seconds apart.
+
+    Each path runs on its own thread and, after every step, hands a baton to the next path and waits for its
+    turn; only the thread holding the baton runs, so no two steps overlap. A path's timed step is the span from
+    taking the baton to its next ``step_done``: wall clock and the thread's own CPU time (with one torch
+    thread, all of the step's compute). Why: on a shared or virtualised CPU the speed of the same work drifts
+    by 10 % and more within seconds (cache and memory-bandwidth contention from other tenants, frequency), so
+    runs timed one after the other differ by more than the few percent a framework's overhead is; steps
+    interleaved a few milliseconds apart see the same drift. Every path also starts each step with caches
+    another path's step has used, so absolute items/s run lower than a path timed alone; the ratios are fair.
+
+    A round (the k-th timed step of every path) is left out when any path's step in it took more than
+    ``outlier`` times that path's median step: a preemption or page fault landing in one path's step, not
+    work of the loop's own (every path loses the round).
+    """
+
+    def __init__(
+        self,
+        order: Sequence[str],
+        warmup: int,
+        steps: int,
+        items_per_step: int,
+        device: torch.device,
+        outlier: float = 3.0,
+    ):
+        if warmup < 1 or steps < 1:
+            raise ValueError(
+                f"a relay needs warmup >= 1 and steps >= 1 (got warmup={warmup}, steps={steps}): the first "
+                "step of every path pays one-off costs (allocation, kernel selection) and must not be timed"
+            )
+        self.order, self.warmup, self.steps = list(order), warmup, steps
+        self.items_per_step, self.device, self.outlier = items_per_step, device, outlier
+        self._turn = {path: threading.Event() for path in self.order}
+        self._finished: set[str] = set()
+        self._lock = threading.Lock()
+        self._began: dict[str, tuple[float, float]] = {}
+        self._done = dict.fromkeys(self.order, 0)
+        self._segments: dict[str, list[tuple[float, float]]] = {path: [] for path in self.order}
+
+    def clock(self, path: str) -> RelayClock:
+        """The clock a path's loop calls after every optimizer step."""
+        return RelayClock(self, path)
+
+    def run(self, measures: Mapping[str, Callable[[], object]]) -> dict[str, Timing]:
+        """Run every path's loop (``measures[path]()``, which calls its clock's ``step_done`` after each step)
+        on its own thread, in turns; return each path's timing over the rounds kept. A path that raises stops
+        only itself; its error is raised once all threads have ended."""
+        errors: dict[str, BaseException] = {}
+
+        def body(path: str) -> None:
+            self._take_turn(path)
+            try:
+                measures[path]()
+            except BaseException as error:  # re-raised in the calling thread below
+                errors[path] = error
+            finally:
+                with self._lock:
+                    self._finished.add(path)
+                self._hand_on(path)
+
+        threads = [
+            threading.Thread(target=body, args=(path,), name=f"relay-{path}", daemon=True)
+            for path in self.order
+        ]
+        for thread in threads:
+            thread.start()
+        self._turn[self.order[0]].set()
+        for thread in threads:
+            thread.join()
+        if errors:
+            path, error = next(iter(errors.items()))
+            raise RuntimeError(f"the {path!r} path failed") from error
+        return self._timings()
+
+    def step_done(self, path: str) -> None:
+        _sync(self.device)
+        wall, cpu = self._began[path]
+        span = (time.perf_counter() - wall, time.thread_time() - cpu)
+        self._done[path] += 1
+        if self.warmup < self._done[path] <= self.warmup + self.steps:
+            self._segments[path].append(span)
+        self._hand_on(path)
+        self._take_turn(path)
+
+    def _take_turn(self, path: str) -> None:
+        self._turn[path].wait()
+        self._turn[path].clear()
+        _sync(self.device)
+        self._began[path] = (time.perf_counter(), time.thread_time())
+
+    def _hand_on(self, path: str) -> None:
+        """Wake the next path that has not finished (``path`` itself when it is the last one running)."""
+        with self._lock:
+            at = self.order.index(path)
+            for following in self.order[at + 1 :] + self.order[: at + 1]:
+                if following not in self._finished:
+                    self._turn[following].set()
+                    return
+
+    def _timings(self) -> dict[str, Timing]:
+        short = {path: len(spans) for path, spans in self._segments.items() if len(spans) < self.steps}
+        if short:
+            raise RuntimeError(f"paths timed fewer than {self.steps} steps: {short}")
+        limits = {
+            path: self.outlier * statistics.median(wall for wall, _ in spans)
+            for path, spans in self._segments.items()
+        }
+        kept = [
+            k
+            for k in range(self.steps)
+            if all(self._segments[path][k][0] <= limits[path] for path in self.order)
+        ]
+        if len(kept) < self.steps / 2:
+            raise RuntimeError(
+                f"only {len(kept)} of {self.steps} rounds had no step slower than {self.outlier}x its path's "
+                "median: the machine was too busy to time these paths (another process preempting them); run "
+                "again on a quieter machine, pinned to one core (taskset -c N), or with more --steps"
+            )
+        timings = {}
+        for path, spans in self._segments.items():
+            wall = sum(spans[k][0] for k in kept)
+            cpu = sum(spans[k][1] for k in kept)
+            timings[path] = Timing(
+                len(kept), len(kept) * self.items_per_step, wall, cpu, self.steps - len(kept)
+            )
+        return timings
+
+
+@dataclass(frozen=True)
+class RelayClock:
+    """One path's clock in a ``Relay``: ``step_done`` records the step and waits for the path's next turn."""
+
+    relay: Relay
+    path: str
+
+    def step_done(self) -> None:
+        self.relay.step_done(self.path)
+
+
+Clock = WindowClock | RelayClock
+
+
+class StepClock(pl.Callback):
+    """Calls ``clock.step_done()`` at the end of every training batch, after the other callbacks' hooks of
+    the batch (it is the Trainer's last callback)."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if batch_idx == self.warmup - 1:
-            self.stopwatch.start()
-            self.first_step = trainer.global_step
-        if batch_idx == self.last:
-            steps = trainer.global_step - self.first_step
-            self.timing = self.stopwatch.stop(steps, steps * self.items_per_step)
+        self.clock.step_done()
 
 
 def per_step_callbacks(cfg: DictConfig) -> list[pl.Callback]:
@@ -127,18 +290,23 @@ def time_fit(
     items_per_step: int,
     device: torch.device,
     bare: Callable[[Experiment], pl.LightningModule] | None = None,
-) -> Timing:
+    clock: Clock | None = None,
+) -> Timing | None:
     """Fit what ``rnnexp.training.build_experiment`` composes (the objects ``train()`` fits) for
     warmup + steps batches and time the last ``steps``. The Trainer keeps the configured callbacks that act
-    per step; with ``bare`` it keeps only the clock and fits ``bare(experiment)`` instead of the task."""
+    per step; with ``bare`` it keeps only the clock and fits ``bare(experiment)`` instead of the task.
+    With a ``RelayClock`` the relay times the steps (``None`` is returned), else a ``WindowClock`` does."""
     pl.seed_everything(cfg.seed, verbose=False)
-    clock = StepClock(warmup, steps, items_per_step, device)
-    experiment = build_experiment(cfg, callbacks=[clock] if bare else [*per_step_callbacks(cfg), clock])
+    window = WindowClock(warmup, steps, items_per_step, device) if clock is None else None
+    step_clock = StepClock(clock or window)
+    experiment = build_experiment(
+        cfg, callbacks=[step_clock] if bare else [*per_step_callbacks(cfg), step_clock]
+    )
     task = bare(experiment) if bare else experiment.task
     experiment.trainer.fit(task, datamodule=experiment.datamodule)
-    if clock.timing is None or experiment.trainer.global_step != warmup + steps:
+    if experiment.trainer.global_step != warmup + steps:
         raise RuntimeError(f"Lightning ran {experiment.trainer.global_step} steps, expected {warmup + steps}")
-    return clock.timing
+    return window.timing() if window else None
 
 
 def build_plain(cfg: DictConfig, device: torch.device) -> tuple[torch.nn.Module, pl.LightningDataModule]:

@@ -14,10 +14,19 @@ Three paths train the same network on the same batches, in one process:
   both Lightning paths do (the datamodule's transfer hooks, e.g. uint8 to float, run inside the timed step,
   as they do under Lightning). Every path pays the same data loading; the ratios are the loops' own costs.
 
-The step each path computes is in ``benchmarks/task_steps.py``; a task without one stops the script. The
-paths alternate, repeat after repeat (the order flips each time), so drift on a shared machine hits all.
-Besides wall-clock items/s it records the process's CPU time: with --threads 1 that is the work done, which
-other processes on a busy machine do not inflate.
+The step each path computes is in ``benchmarks/task_steps.py``; a task without one stops the script.
+
+How the paths share the machine (``--schedule``):
+
+- **steps** (the default): the paths train at the same time, one step each in turn (``harness.Relay``: a
+  thread per path, a baton handed on after every step), and a path's time is the sum of its own steps. Drift
+  of the machine's speed, which on a shared or virtual CPU reaches 10-20 % within seconds even with nothing
+  else running here, then hits every path alike: the ratios' spread falls from several percent to about one.
+- **runs**: the paths run one after the other, the order flipping each repeat (the earlier method; the
+  absolute items/s of a path running alone, but ratios that drift moves).
+
+Besides wall-clock items/s it records CPU time (relay: each path's own thread's; runs: the process's): with
+--threads 1 that is the work done, which other processes on a busy machine do not inflate.
 
     python benchmarks/train_step_overhead.py --help
 """
@@ -28,6 +37,7 @@ import argparse
 import itertools
 import sys
 import tempfile
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,8 +52,10 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.harness import (  # noqa: E402
     CellResult,
-    Stopwatch,
+    Clock,
+    Relay,
     Timing,
+    WindowClock,
     argument_parser,
     build_plain,
     check_counts,
@@ -120,8 +132,11 @@ def clip_gradients(net: torch.nn.Module, value: float | None, algorithm: str | N
         torch.nn.utils.clip_grad_norm_(net.parameters(), value)
 
 
-def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -> Timing:
-    """The hand-written loop: same network, optimizer, clipping, batches and transfer hooks as the task."""
+def time_plain(
+    cfg: DictConfig, warmup: int, steps: int, device: torch.device, clock: Clock | None = None
+) -> Timing | None:
+    """The hand-written loop: same network, optimizer, clipping, batches and transfer hooks as the task.
+    With a relay's clock the relay times the steps (``None`` is returned)."""
     pl.seed_everything(cfg.seed, verbose=False)
     net, datamodule = build_plain(cfg, device)
     datamodule.setup("fit")
@@ -130,11 +145,10 @@ def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -
     optimizer = instantiate(cfg.optimizer)(params=net.parameters())
     clip_value, clip_algorithm = cfg.trainer.gradient_clip_val, cfg.trainer.gradient_clip_algorithm
     state: dict[str, Any] = {}
-    stopwatch = Stopwatch(device)
-    step = -1
-    for step, batch in enumerate(itertools.islice(datamodule.train_dataloader(), warmup + steps)):
-        if step == warmup:
-            stopwatch.start()
+    window = WindowClock(warmup, steps, items_per_step(cfg), device) if clock is None else None
+    step_done = (clock or window).step_done
+    taken = 0
+    for batch in itertools.islice(datamodule.train_dataloader(), warmup + steps):
         batch = datamodule.on_before_batch_transfer(batch, 0)
         batch = datamodule.on_after_batch_transfer(tuple(t.to(device) for t in batch), 0)
         loss = step_fn(net, batch, state)
@@ -142,9 +156,14 @@ def time_plain(cfg: DictConfig, warmup: int, steps: int, device: torch.device) -
         loss.backward()
         clip_gradients(net, clip_value, clip_algorithm)
         optimizer.step()
-    if step + 1 < warmup + steps:
-        raise RuntimeError(f"the training split has {step + 1} batches, {warmup + steps} are timed")
-    return stopwatch.stop(steps, steps * items_per_step(cfg))
+        step_done()
+        taken += 1
+    if taken < warmup + steps:
+        raise RuntimeError(f"the training split has {taken} batches, {warmup + steps} are timed")
+    return window.timing() if window else None
+
+
+SCHEDULES = ("steps", "runs")
 
 
 def run_benchmark(
@@ -158,22 +177,28 @@ def run_benchmark(
     work_dir: Path,
     bare: bool = False,
     batch_size: int | None = None,
+    schedule: str = "steps",
 ) -> list[CellResult]:
-    """Per repeat and task/cell, time the paths back to back, reversing their order every other repeat."""
+    """Per repeat and task/cell, time the paths: ``steps``, all at once a step each in turn (``Relay``);
+    ``runs``, back to back. Their order is reversed every other repeat."""
     check_counts(warmup, steps, repeats)
     check_tasks(tasks)
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule={schedule!r}: use one of {SCHEDULES}")
     torch_device = torch.device(device)
-    configs: dict[str, DictConfig] = {}
+    configs: dict[tuple[str, str], DictConfig] = {}
 
-    def config_for(unit: str, repeat: int) -> DictConfig:
+    def config_for(unit: str, path: str = "lightning") -> DictConfig:
+        """One config per unit and path: paths that run at the same time write to their own run folders."""
         task, cell = unit.split("/")
-        if unit not in configs:  # the data is written once per unit
-            configs[unit] = bench_config(
-                task, cell, hidden_size, work_dir, work_dir / "run" / task, warmup + steps, device, batch_size
+        run_dir = work_dir / ("run" if path == "lightning" or schedule == "runs" else f"run-{path}") / task
+        if (unit, path) not in configs:
+            configs[unit, path] = bench_config(
+                task, cell, hidden_size, work_dir, run_dir, warmup + steps, device, batch_size
             )
-        return configs[unit]
+        return configs[unit, path]
 
-    def lightning(cfg: DictConfig, **options: Any) -> Timing:
+    def lightning(cfg: DictConfig, **options: Any) -> Timing | None:
         timed = {
             "warmup": warmup,
             "steps": steps,
@@ -182,14 +207,26 @@ def run_benchmark(
         }
         return time_fit(cfg, **timed, **options)
 
-    paths = {
+    paths: dict[str, Callable[..., Timing | None]] = {
         "lightning": lightning,
         "plain": partial(time_plain, warmup=warmup, steps=steps, device=torch_device),
     }
     if bare:
-        paths[BARE] = lambda cfg: lightning(cfg, bare=partial(bare_task, cfg=cfg))
+        paths[BARE] = lambda cfg, **options: lightning(cfg, bare=partial(bare_task, cfg=cfg), **options)
     units = tuple(unit_name(task, cell) for task in tasks for cell in cells)
-    return run_alternating(units, repeats, config_for, paths)
+    if schedule == "runs":
+        return run_alternating(units, repeats, lambda unit, repeat: config_for(unit), paths)
+    results = {unit: CellResult(unit, {path: [] for path in paths}) for unit in units}
+    for repeat in range(repeats):
+        for unit in units:
+            order = list(paths) if repeat % 2 == 0 else list(paths)[::-1]
+            relay = Relay(order, warmup, steps, items_per_step(config_for(unit)), torch_device)
+            measures = {
+                path: partial(paths[path], config_for(unit, path), clock=relay.clock(path)) for path in order
+            }
+            for path, timing in relay.run(measures).items():
+                results[unit].timings[path].append(timing)
+    return list(results.values())
 
 
 def format_table(results: list[CellResult], hidden_size: int) -> str:
@@ -202,12 +239,15 @@ def format_table(results: list[CellResult], hidden_size: int) -> str:
         row += [f"{r.ratio():.3f}", f"{r.paired_ratio():.3f}", f"{r.cpu_ratio():.3f}"]
         if bare:
             row += [f"{r.per_s(BARE):.0f}", f"{r.paired_ratio(BARE):.3f}", f"{r.cpu_ratio(BARE):.3f}"]
+            row += [f"{r.paired_ratio('lightning', BARE):.3f}"]
         rows.append(row)
     caption = (
         f"each task's default datamodule sizes, hidden {hidden_size}; items: sequences (text: characters); "
         f"median of {len(results[0].timings['plain'])} repeats"
     )
-    extra = ["bare items/s", "bare paired ratio", "bare CPU-time ratio"] if bare else []
+    extra = (
+        ["bare items/s", "bare paired ratio", "bare CPU-time ratio", "rnnexp / bare (paired)"] if bare else []
+    )
     return markdown_table(caption, header + extra, rows)
 
 
@@ -216,6 +256,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), help=f"any of {list(TASKS)}")
     parser.add_argument("--hidden-size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=None, help="default: each datamodule's own")
+    parser.add_argument(
+        "--schedule",
+        choices=SCHEDULES,
+        default="steps",
+        help="steps: the paths train at once, a step each in turn (default); runs: one after the other",
+    )
     parser.add_argument(
         "--bare", action="store_true", help="also time a bare LightningModule: the floor of Lightning's loop"
     )
@@ -229,7 +275,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
         results = run_benchmark(
             tuple(args.tasks), tuple(args.cells), args.hidden_size, args.warmup, args.steps, args.repeats,
-            args.device, Path(tmp), args.bare, args.batch_size,
+            args.device, Path(tmp), args.bare, args.batch_size, args.schedule,
         )  # fmt: skip
     if args.verbose:
         print("\n".join(repeat_lines(results, "items")))

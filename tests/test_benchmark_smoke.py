@@ -52,7 +52,9 @@ def check_overhead_results(results, units, tmp_path, repeats: int) -> None:
         assert set(result.timings) == {"lightning", "plain", bare}
         for timings in result.timings.values():
             assert len(timings) == repeats  # one per repeat, paired with the plain loop's
-            assert all(t.steps == 2 and t.wall_s > 0 and t.cpu_s > 0 for t in timings)
+            # Two timed steps: neither can exceed 3x their median (their mean), so the relay leaves none out.
+            assert all(t.steps == 2 and t.left_out == 0 for t in timings)
+            assert all(t.wall_s > 0 and t.cpu_s > 0 for t in timings)
         assert_plausible_ratios(result, "lightning", bare)
         task = result.cell.split("/")[0]
         with open(tmp_path / "run" / task / "csv" / "metrics.csv") as file:
@@ -62,23 +64,27 @@ def check_overhead_results(results, units, tmp_path, repeats: int) -> None:
     rows = table_rows(train_step_overhead.format_table(results, hidden_size=4))
     assert list(rows) == list(units)
     for result in results:
-        plain, lightning, ratio, paired, cpu, bare_per_s, bare_paired, bare_cpu = rows[result.cell]
+        plain, lightning, ratio, paired, cpu, bare_per_s, bare_paired, bare_cpu, over_bare = rows[result.cell]
         assert (plain, lightning, bare_per_s) == tuple(
             f"{result.per_s(path):.0f}" for path in ("plain", "lightning", bare)
         )
-        assert (ratio, paired, cpu, bare_paired, bare_cpu) == (
+        assert (ratio, paired, cpu, bare_paired, bare_cpu, over_bare) == (
             f"{result.ratio():.3f}",
             f"{result.paired_ratio():.3f}",
             f"{result.cpu_ratio():.3f}",
             f"{result.paired_ratio(bare):.3f}",
             f"{result.cpu_ratio(bare):.3f}",
+            f"{result.paired_ratio('lightning', bare):.3f}",
         )
 
 
-def test_every_classifier_path_times_the_stated_steps_of_every_cell(tmp_path):
+@pytest.mark.parametrize("schedule", train_step_overhead.SCHEDULES)
+def test_every_classifier_path_times_the_stated_steps_of_every_cell(tmp_path, schedule):
+    """Both schedules: the paths a step each in turn (``steps``, the relay) and one run after another
+    (``runs``, where the paths share one run folder: the second repeat, reversed, fits the rnnexp task last)."""
     results = train_step_overhead.run_benchmark(
         ("classifier",), CELLS, hidden_size=4, warmup=1, steps=2, repeats=2, device="cpu", work_dir=tmp_path,
-        bare=True, batch_size=8,
+        bare=True, batch_size=8, schedule=schedule,
     )  # fmt: skip
     check_overhead_results(results, [f"classifier/{cell}" for cell in CELLS], tmp_path, repeats=2)
     assert all(t.items == 16 for r in results for ts in r.timings.values() for t in ts)  # 2 steps x 8
@@ -116,13 +122,27 @@ def test_every_task_class_has_a_benchmark_step_and_a_class_without_one_stops_the
 def test_the_four_later_tasks_time_the_stated_steps(tmp_path):
     """The adding problem, copy memory, text classifier and tagger rows, through all three paths."""
     tasks = ("value_regressor", "copy_memory", "text_classifier", "tagger")
-    # Two repeats: the second runs the paths in reverse, so the rnnexp task's CSV is the last one written
-    # (the bare task's logger, with nothing to log, clears the directory they share).
+    # The default schedule, the relay: each path writes to its own run folder (the rnnexp task's stays
+    # work_dir/run/<task>), so the bare task's logger, which with nothing to log clears its folder, never
+    # clears the rnnexp task's CSV. Two repeats: the second relays the paths in the reverse order.
     results = train_step_overhead.run_benchmark(
         tasks, ("gru",), hidden_size=4, warmup=1, steps=2, repeats=2, device="cpu", work_dir=tmp_path,
         bare=True, batch_size=4,
     )  # fmt: skip
     check_overhead_results(results, [f"{task}/gru" for task in tasks], tmp_path, repeats=2)
+
+
+def test_an_unknown_schedule_stops_the_overhead_benchmark_by_name(tmp_path):
+    """``run_benchmark`` refuses a schedule it does not have before timing anything; the command line's
+    default is the relay."""
+    with pytest.raises(ValueError, match="schedule='parallel'"):
+        train_step_overhead.run_benchmark(
+            ("classifier",), ("gru",), hidden_size=4, warmup=1, steps=2, repeats=1, device="cpu",
+            work_dir=tmp_path, schedule="parallel",
+        )  # fmt: skip
+    assert not any(tmp_path.iterdir())  # nothing was written: no data, no run folder
+    assert train_step_overhead.parse_args([]).schedule == "steps"
+    assert train_step_overhead.parse_args(["--schedule", "runs"]).schedule == "runs"
 
 
 def test_the_lightning_path_is_the_default_mnist_rows_config_with_clipping_on(tmp_path):

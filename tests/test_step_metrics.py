@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from torchmetrics import MeanAbsoluteError, MeanMetric, MeanSquaredError, MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassF1Score
 
 from rnnexp.tasks.forecaster import StepwiseMSE
 from rnnexp.tasks.step_metrics import accumulate
@@ -64,6 +64,49 @@ def test_accumulate_leaves_the_state_update_would(make, kind):
             args[0], weight=args[1]
         )
     assert_same_states(fast, reference)
+
+
+STAT_SCORES_INPUTS = {
+    "scores": lambda gen: (torch.randn(17, 6, generator=gen), torch.randint(0, 6, (17,), generator=gen)),
+    "labels": lambda gen: (
+        torch.randint(0, 6, (17,), generator=gen),
+        torch.randint(0, 6, (17,), generator=gen),
+    ),
+    # a label per step (the tagger): scores (batch, classes, time), targets (batch, time) with padding 0
+    "per_step": lambda gen: (torch.randn(5, 6, 9, generator=gen), torch.randint(0, 6, (5, 9), generator=gen)),
+}
+
+
+@pytest.mark.parametrize("average", ["micro", "macro", "weighted", "none"])
+@pytest.mark.parametrize("ignore_index", [None, 0, -100])
+@pytest.mark.parametrize("inputs", sorted(STAT_SCORES_INPUTS))
+@pytest.mark.parametrize("metric_class", [MulticlassAccuracy, MulticlassF1Score])
+def test_the_classification_counts_are_the_ones_update_counts(average, ignore_index, inputs, metric_class):
+    """Accuracy and F1 (counts tp, fp, tn, fn) in every averaging, with and without an ignored label, from
+    scores, from labels and per step: the same integers as torchmetrics' own ``update``, and the same value."""
+    make = lambda: metric_class(6, average=average, ignore_index=ignore_index, validate_args=False)  # noqa: E731
+    fast, reference = make(), make()
+    gen = torch.Generator().manual_seed(len(inputs) + (ignore_index or 0))
+    for _ in range(4):
+        preds, target = STAT_SCORES_INPUTS[inputs](gen)
+        if ignore_index == -100:
+            target[0] = -100  # the padding label outside the classes, as the tagger pads
+        accumulate(fast, preds, target)
+        reference.update(preds, target)
+    assert_same_states(fast, reference)
+
+
+def test_per_sample_classification_counts_take_the_metrics_own_update():
+    """Only what ``add_to_counts`` reproduces takes it: per-sample counts (``multidim_average="samplewise"``,
+    lists of counts) go through torchmetrics' own ``update`` and match it."""
+    fast, reference = (
+        MulticlassAccuracy(6, multidim_average="samplewise", validate_args=False) for _ in range(2)
+    )
+    preds, target = STAT_SCORES_INPUTS["per_step"](torch.Generator().manual_seed(1))
+    accumulate(fast, preds, target)
+    reference.update(preds, target)
+    assert all(torch.equal(a, b) for a, b in zip(fast.tp, reference.tp, strict=True))
+    assert torch.equal(fast.compute(), reference.compute())
 
 
 def test_a_metric_collection_updates_each_member():

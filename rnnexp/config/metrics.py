@@ -30,7 +30,6 @@ def logged_names(task: pl.LightningModule) -> set[str]:
     finally:
         task.log = original  # type: ignore[method-assign]
     names.add(task.best_tracker()[0])
-    names.add("train/grad_norm")  # logged per step by SequenceTask.on_before_optimizer_step
     return names
 
 
