@@ -5,8 +5,11 @@ paths, the result table and the common options. Each benchmark script keeps only
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import logging
 import os
+import platform
 import statistics
 import threading
 import time
@@ -80,6 +83,25 @@ def _sync(device: torch.device) -> None:
     """Wait for the device's queued work, so a clock read after it counts that work."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
+
+
+def share_one_malloc_arena() -> bool:
+    """Make every thread of this process allocate from glibc's main heap, as a single-threaded loop does.
+
+    Why: glibc gives each new thread a heap (arena) of its own, which returns freed memory to the system
+    sooner; a relay path's thread then pays page faults for memory the main heap would have kept. Measured on
+    the text classifier's LSTM (variable-length batches, ~250 ms steps): the paths of one interleaved repeat
+    differed up to 3x in items/s with per-thread arenas and agreed within ~10 % with one, and the classifier's
+    LSTM lost a fifth of its speed in one path's whole repeat now and then. The relay's threads never run at
+    once, so sharing one arena costs no lock waits. Returns whether it was set (glibc only; elsewhere the
+    allocator is left as it is)."""
+    if platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    return bool(libc.mallopt(M_ARENA_MAX, 1))
 
 
 class Stopwatch:
@@ -171,6 +193,7 @@ class Relay:
         on its own thread, in turns; return each path's timing over the rounds kept. A path that raises stops
         only itself; its error is raised once all threads have ended."""
         errors: dict[str, BaseException] = {}
+        share_one_malloc_arena()  # before the threads start: each would otherwise get a heap of its own
 
         def body(path: str) -> None:
             self._take_turn(path)

@@ -4,9 +4,14 @@ left out, failures), not the speed of this machine; each bound on time is severa
 sleeps need."""
 
 import math
+import os
+import platform
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import pytest
 import torch
@@ -248,3 +253,35 @@ def test_the_plain_loop_steps_with_a_relay_clock_and_leaves_the_timing_to_the_re
     assert sequence == ["plain", "other"] * (warmup + steps)
     assert (timings["plain"].steps, timings["plain"].items) == (steps, steps * 4)
     assert timings["plain"].wall_s > 0 and timings["plain"].cpu_s > 0
+
+
+HEAPS_AFTER_A_THREAD_ALLOCATES = """
+import ctypes, ctypes.util, sys, threading
+share = sys.argv[1] == "share"
+if share:
+    from benchmarks.harness import share_one_malloc_arena
+    assert share_one_malloc_arena()
+libc = ctypes.CDLL(ctypes.util.find_library("c"))
+libc.malloc.restype = libc.fopen.restype = ctypes.c_void_p
+worker = threading.Thread(target=lambda: [libc.malloc(64 * 1024) for _ in range(50)])
+worker.start()
+worker.join()
+report = ctypes.c_void_p(libc.fopen(sys.argv[2].encode(), b"w"))
+libc.malloc_info(0, report)
+libc.fclose(report)
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's allocator and malloc_info")
+@pytest.mark.parametrize(("mode", "heaps"), [("separate", 2), ("share", 1)])
+def test_the_relay_threads_allocate_from_glibcs_main_heap(tmp_path, mode, heaps):
+    """A thread started after ``share_one_malloc_arena`` allocates from the main heap (malloc_info lists one
+    heap), where by default glibc gives it a heap of its own (two): the relay's paths then allocate as a
+    single-threaded loop does. In a fresh process: the setting lasts for the process's life."""
+    report = tmp_path / "malloc_info.xml"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env.pop("MALLOC_ARENA_MAX", None)
+    subprocess.run(
+        [sys.executable, "-c", HEAPS_AFTER_A_THREAD_ALLOCATES, mode, str(report)], check=True, env=env
+    )
+    assert report.read_text().count("<heap nr=") == heaps
