@@ -96,6 +96,21 @@ def test_the_classification_counts_are_the_ones_update_counts(average, ignore_in
     assert_same_states(fast, reference)
 
 
+@pytest.mark.parametrize("average", ["micro", "macro"])
+@pytest.mark.parametrize("inputs", ["scores", "per_step"])
+def test_top_k_classification_counts_take_torchmetrics_count_functions(average, inputs):
+    """Top-2 counts (a score's two best classes) are not the top-1 arithmetic: they go through torchmetrics'
+    own count functions and match ``update``."""
+    make = lambda: MulticlassAccuracy(6, average=average, top_k=2, validate_args=False)  # noqa: E731
+    fast, reference = make(), make()
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(3):
+        preds, target = STAT_SCORES_INPUTS[inputs](gen)
+        accumulate(fast, preds, target)
+        reference.update(preds, target)
+    assert_same_states(fast, reference)
+
+
 def test_per_sample_classification_counts_take_the_metrics_own_update():
     """Only what ``add_to_counts`` reproduces takes it: per-sample counts (``multidim_average="samplewise"``,
     lists of counts) go through torchmetrics' own ``update`` and match it."""
@@ -162,7 +177,17 @@ def test_a_task_clips_with_the_norm_it_logged_and_lightning_does_not_take_it_aga
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize(
-    ("value", "weight"), [(0.3, 257), (float("nan"), float("inf")), (1.5, True), (0.7, 3.25)]
+    ("value", "weight"),
+    [
+        (0.3, 257),
+        (float("nan"), float("inf")),
+        (1.5, True),
+        (0.7, 3.25),
+        # a tensor weight, as the text tasks weigh a batch by its characters or tokens
+        (0.3, torch.tensor(257)),
+        (0.7, torch.tensor(3.25, dtype=torch.float64)),
+        (float("nan"), torch.tensor(5)),
+    ],
 )
 def test_a_scalar_loss_enters_its_mean_as_update_would_for_any_state_dtype_and_weight(dtype, value, weight):
     """The scalar fast path stays bit-identical: 16-bit states and infinite weights take the general path."""

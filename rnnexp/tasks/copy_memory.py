@@ -47,7 +47,12 @@ class CopyMemoryClassifier(SequenceTask):
         self.val_loss_best = MinMetric()
 
     def loss(self, preds: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(preds.flatten(0, 1), targets.flatten())
+        """Mean cross-entropy over every step. The per-step values are kept (detached) for
+        ``update_metrics``' recall loss: one cross-entropy over ``(batch, time, classes)`` a batch, not two
+        (the second was ~3 % of a tanh-RNN step). Its gradient is the fused mean's (1 / steps per value)."""
+        per_step = F.cross_entropy(preds.flatten(0, 1), targets.flatten(), reduction="none")
+        vars(self)["step_losses"] = per_step.detach().view_as(targets)
+        return per_step.mean()
 
     def update_metrics(self, stage: str, preds: torch.Tensor, targets: torch.Tensor) -> None:
         recall = targets != BLANK  # (batch, time); every sequence has recall steps, so never empty
@@ -55,7 +60,11 @@ class CopyMemoryClassifier(SequenceTask):
         accumulate(
             getattr(self, f"{stage}_baseline"), count * self.log_symbols / targets.numel(), targets.numel()
         )
-        per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none")
+        # The per-step losses ``loss`` kept for this batch (model_step calls it first), taken once; computed
+        # here when update_metrics is called on its own.
+        per_step = vars(self).pop("step_losses", None)
+        if per_step is None or per_step.shape != targets.shape:
+            per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none")
         recall_loss = (per_step.view_as(targets) * recall).sum() / count
         correct = ((preds.argmax(dim=-1) == targets) & recall).sum() / count
         accumulate(getattr(self, f"{stage}_recall_loss"), recall_loss, weight=count)

@@ -42,6 +42,16 @@ def score_outputs(
     return exact, (same & inside).sum(dim=1)
 
 
+def right_characters(
+    predicted: torch.Tensor, target: torch.Tensor, target_lengths: torch.Tensor
+) -> torch.Tensor:
+    """``score_outputs``' second half for teacher-forced predictions ``(batch, T)``, as wide as the target:
+    how many of the target's positions each sequence got right, ``(batch,)``. Per training step, so without
+    the padding to a common width and the exact-match test it does not need."""
+    inside = torch.arange(target.shape[1], device=target.device) < target_lengths[:, None]
+    return ((predicted == target) & inside).sum(dim=1)
+
+
 def publish_table(trainer: pl.Trainer, name: str, columns: list[str], rows: list[list[str]]) -> Path | None:
     """Append a table to ``<run dir>/translations.txt`` and send it to TensorBoard (Markdown) and wandb (a
     table); rank 0 only."""
@@ -158,7 +168,7 @@ class CharTranslator(SequenceTask):
         characters = target_lengths.sum()
         accumulate(getattr(self, f"{stage}_loss"), loss.detach(), weight=characters)
         if stage == "train":
-            _, right = score_outputs(logits.detach().argmax(-1), target, target_lengths)
+            right = right_characters(logits.detach().argmax(-1), target, target_lengths)
         else:
             outputs = self.net.generate(*inputs, beam_size=self.hparams.beam_size)  # the target is not passed
             exact, right = score_outputs(outputs, target, target_lengths)
