@@ -89,15 +89,20 @@ M_ARENA_MAX = -8  # glibc's mallopt parameter (malloc.h)
 
 
 def share_one_malloc_arena() -> bool:
-    """Make every thread of this process allocate from glibc's main heap, as a single-threaded loop does.
+    """Make the threads started from now on allocate from glibc's main heap, as a single-threaded loop does.
+
+    It only caps the number of heaps (``M_ARENA_MAX`` = 1): threads that allocated before the call keep their
+    own, and a later thread may be given one of those. So it acts fully when called before any thread has
+    allocated (the overhead script calls it first thing; ``Relay.run`` again, for other callers), or with
+    ``MALLOC_ARENA_MAX=1`` in the environment at process start.
 
     Why: glibc gives each new thread a heap (arena) of its own, which returns freed memory to the system
     sooner; a relay path's thread then pays page faults for memory the main heap would have kept. Measured on
     the text classifier's LSTM (variable-length batches, ~250 ms steps): the paths of one interleaved repeat
     differed up to 3x in items/s with per-thread arenas and agreed within ~10 % with one, and the classifier's
     LSTM lost a fifth of its speed in one path's whole repeat now and then. The relay's threads never run at
-    once, so sharing one arena costs no lock waits. Returns whether it was set (glibc only; elsewhere the
-    allocator is left as it is)."""
+    once, so sharing one arena costs no lock waits. Returns whether glibc took the setting (glibc only;
+    elsewhere the allocator is left as it is)."""
     if platform.libc_ver()[0] != "glibc":
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c"))

@@ -63,6 +63,7 @@ from benchmarks.harness import (  # noqa: E402
     prepare_run,
     repeat_lines,
     run_alternating,
+    share_one_malloc_arena,
     step_only_overrides,
     time_fit,
 )
@@ -271,7 +272,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     check_tasks(args.tasks)
+    if args.schedule == "steps":
+        share_one_malloc_arena()  # at start, before any thread has allocated (see its docstring)
     prepare_run(args.device, args.threads)
+    if args.schedule == "steps" and args.device == "cpu" and torch.get_num_threads() > 1:
+        print(
+            f"warning: --schedule steps with {torch.get_num_threads()} torch threads: each path's thread has "
+            "its own pool of workers, which spin on while the next path runs, and a path's CPU time counts its "
+            "own thread only. Give --threads 1 (the measurements in BENCHMARKS.md) or --schedule runs.",
+            file=sys.stderr,
+        )
     with tempfile.TemporaryDirectory(prefix="rnnexp-bench-") as tmp:
         results = run_benchmark(
             tuple(args.tasks), tuple(args.cells), args.hidden_size, args.warmup, args.steps, args.repeats,

@@ -98,6 +98,29 @@ def test_recall_accuracy_counts_the_recall_steps_only():
     assert task.val_recall_acc.compute().item() == 0.5
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_recall_loss_reuses_the_loss_per_step_values_and_sums_in_float32(dtype):
+    """``model_step`` calls ``loss`` then ``update_metrics``: the recall loss comes from the loss's own
+    per-step values (one cross-entropy a batch), and equals the one computed from the predictions alone; with
+    half-precision predictions (16/bf16-true) it is still summed in float32."""
+    _, targets = copy_sequences(torch.randint(1, 9, (3, 4), generator=torch.Generator().manual_seed(0)), 6, 8)
+    preds = torch.randn(*targets.shape, 9, generator=torch.Generator().manual_seed(1)).to(dtype)
+    alone, paired = make_task(), make_task()
+    alone.update_metrics("val", preds, targets)
+    loss = paired.loss(preds, targets)
+    paired.update_metrics("val", preds, targets)
+    assert "step_losses" not in vars(paired)  # taken once: never read for another batch
+    assert paired.val_recall_loss.compute().item() == pytest.approx(
+        alone.val_recall_loss.compute().item(), 1e-6
+    )
+    recall = targets != 0
+    per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none").view_as(
+        targets
+    )
+    assert alone.val_recall_loss.compute().item() == pytest.approx((per_step[recall]).mean().item(), 1e-6)
+    assert loss.item() == pytest.approx(per_step.mean().item(), 1e-2 if dtype == torch.bfloat16 else 1e-6)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "key"),
     [({"delay": 0}, "datamodule.delay=0"), ({"symbols": 0}, "datamodule.symbols=0")],

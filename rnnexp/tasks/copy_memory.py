@@ -63,7 +63,8 @@ class CopyMemoryClassifier(SequenceTask):
         # The per-step losses ``loss`` kept for this batch (model_step calls it first), taken once; computed
         # here when update_metrics is called on its own.
         per_step = vars(self).pop("step_losses", None)
-        if per_step is None or per_step.shape != targets.shape:
+        # 16/bf16-true precision: the kept values are half precision; the metric sums in float32, as before.
+        if per_step is None or per_step.shape != targets.shape or per_step.dtype != torch.float32:
             per_step = F.cross_entropy(preds.float().flatten(0, 1), targets.flatten(), reduction="none")
         recall_loss = (per_step.view_as(targets) * recall).sum() / count
         correct = ((preds.argmax(dim=-1) == targets) & recall).sum() / count
