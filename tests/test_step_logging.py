@@ -5,7 +5,7 @@
 The fixture was written by the code as it was before the change (``python -m tests.test_step_logging
 --write``); rewrite it only for a change that is meant to alter logged values, and say so in the commit.
 Edited once (issue 24, third round), in eight cases' last ``train/grad_norm`` row only: the gradient norm goes
-to the loggers directly at the batch's end, not through ``self.log``. Before, at a run's last step (written
+to the loggers directly, not through ``self.log``. Before, at a run's last step (written
 because the run stops there), Lightning re-wrote the value of the previous logging step (e.g. step 14's norm
 under step 15), a stale copy; that row now holds the step's own norm, recorded from the new code. Every other
 value is still the one recorded before the change.

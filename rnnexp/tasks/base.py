@@ -156,12 +156,16 @@ class SequenceTask(pl.LightningModule):
         if grads:
             self.last_grad_norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0).detach()
             self.step_grad_norm = (optimizer, self.last_grad_norm)
-            vars(self)["unwritten_grad_norm"] = self.last_grad_norm  # written at the batch's end, if logged
+            if self.loggers_write_this_step():
+                # Now, before the callbacks' batch-end hooks: a step checkpoint taken there holds the row, so
+                # a run resumed from it writes the same CSV as one never stopped.
+                self.write_step_row({"train/grad_norm": self.last_grad_norm})
+            else:
+                vars(self)["unwritten_grad_norm"] = self.last_grad_norm
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # Here, not where the norm is taken: Lightning decides whether this step's row is written after the
-        # callbacks' batch-end hooks (a run-end validation or a Timer may stop the run at this step, and then
-        # Lightning writes the step), so the same test now gives the same rows as ``self.log(on_step=True)``.
+        # Lightning also writes the step at which the run stops, known only after the callbacks' batch-end
+        # hooks (the run-end validation, a Timer): that step's norm is written here, as ``self.log`` would.
         grad_norm = vars(self).pop("unwritten_grad_norm", None)
         if grad_norm is not None and self.loggers_write_this_step():
             self.write_step_row({"train/grad_norm": grad_norm})
@@ -200,9 +204,8 @@ class SequenceTask(pl.LightningModule):
         Lightning then re-reads the whole collection after every step, logged or not (``on_batch_end``):
         measured on the tanh-RNN classifier's step, ~2 % of it, and the ~0.7 ms ``self.log`` call itself. The
         values leave Lightning's ``callback_metrics`` (nothing monitors a step value). Call it only where
-        ``loggers_write_this_step()`` is true, at the batch's end (``on_train_batch_end``). On a GPU each value
-        is read once here (a wait for the device, on the logging steps only), as Lightning reads a logged value
-        when it writes it."""
+        ``loggers_write_this_step()`` is true. On a GPU each value is read once here (a wait for the device, on
+        the logging steps only), as Lightning reads a logged value when it writes it."""
         if not self.loggers:
             return  # no wait for the device for a row nobody writes
         row = {name: float(value) for name, value in values.items()}

@@ -36,10 +36,7 @@ def score_outputs(
     width = max(outputs.shape[1], target.shape[1])
     outputs = F.pad(outputs, (0, width - outputs.shape[1]), value=0)
     target = F.pad(target, (0, width - target.shape[1]), value=0)
-    same = outputs == target
-    exact = same.all(dim=1)
-    inside = torch.arange(width, device=target.device) < target_lengths[:, None]
-    return exact, (same & inside).sum(dim=1)
+    return (outputs == target).all(dim=1), right_characters(outputs, target, target_lengths)
 
 
 def right_characters(
