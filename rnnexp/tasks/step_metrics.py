@@ -68,23 +68,20 @@ def add_to_mean(metric: MeanMetric, value: torch.Tensor, weight: float | torch.T
         metric.mean_value.add_(torch.where(keep, value * scale, 0.0))
         metric.weight.add_(torch.where(keep, scale, 0.0).to(dtype))
         return
-    if value.dim() == 0 and isinstance(weight, torch.Tensor) and weight.dim() == 0:
-        # A step's loss weighted by a count (characters, tokens): the general path without its broadcast and
-        # its two sums of one element, which change nothing.
-        weight = weight.to(dtype)
-        keep = ~torch.isnan(value)
-        metric.mean_value.add_(torch.where(keep, value * weight, 0.0))
-        metric.weight.add_(torch.where(keep, weight, 0.0))
-        return
     if weight is None:
         weight = torch.ones_like(value)
     elif isinstance(weight, torch.Tensor):
-        weight = torch.broadcast_to(weight.to(dtype), value.shape)
+        weight = weight.to(dtype)
+        if weight.shape != value.shape:
+            weight = torch.broadcast_to(weight, value.shape)
     else:
         weight = torch.full_like(value, float(weight))
     keep = ~torch.isnan(value)
-    metric.mean_value.add_(torch.where(keep, value * weight, 0.0).sum())
-    metric.weight.add_(torch.where(keep, weight, 0.0).sum())
+    added, weights = torch.where(keep, value * weight, 0.0), torch.where(keep, weight, 0.0)
+    if value.dim() > 0:  # a step's loss weighted by a count (characters, tokens) is its own sum
+        added, weights = added.sum(), weights.sum()
+    metric.mean_value.add_(added)
+    metric.weight.add_(weights)
 
 
 def counts_directly(metric: MulticlassStatScores) -> bool:
